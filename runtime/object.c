@@ -1,0 +1,455 @@
+/*
+ * Objects: allocation, reference counting, deallocation.
+ *
+ * Deallocation runs in CPython's order for a refcount death
+ * (subtype_dealloc):
+ *
+ *   1. the PEP 442 finalizer, once (the object is briefly alive again with
+ *      refcount 1; if the finalizer stored a new reference, the object is
+ *      resurrected and deallocation stops);
+ *   2. weakrefs are cleared, then their callbacks run, newest first;
+ *   3. the legacy (tp_del-style) finalizer, which may also resurrect;
+ *   4. every strong reference in the field table is dropped;
+ *   5. type->destroy releases non-object resources;
+ *   6. the block goes back to the allocator with its head poisoned
+ *      (ob_refcnt = RC_REFCNT_FREED) so readers and debug checks can tell
+ *      it is dead.
+ *
+ * Deep chains: step 4 can free a child which frees its child... A million
+ * nested lists would overflow the C stack, so past TRASHCAN_DEPTH nested
+ * deallocations further tracked objects are parked on a pending list and
+ * freed iteratively by the outermost call (CPython's trashcan idea).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRASHCAN_DEPTH 50 /* nested deallocations before parking */
+#define QUARANTINE 4096   /* freed blocks held back while debug checks are on */
+
+/* ---- allocation --------------------------------------------------------------- */
+
+void *rc_new_at(rc_type *type, size_t size, rc_site *site)
+{
+    rc_autoinit();
+    if (RC_UNLIKELY(!type)) {
+        _rc_error("rc_new: NULL type");
+        return NULL;
+    }
+    if (RC_UNLIKELY(!(type->tp_flags & RC_TPF_REGISTERED)))
+        _rc_register_type(type);
+    if (RC_UNLIKELY(size < sizeof(rc_object))) {
+        _rc_error("rc_new: size %zu of type %s is smaller than the object head", size,
+                  type->name ? type->name : "?");
+        return NULL;
+    }
+    return _rc_alloc_object(type, size, _rc_site(site));
+}
+
+rc_object *_rc_alloc_object(rc_type *type, size_t size, uint32_t site)
+{
+    bool gc = _rc_type_is_gc(type);
+    bool large;
+    if (gc) {
+        _rc_gc_on_alloc(); /* may collect: before the new object exists */
+        size += sizeof(rc_gchead);
+    }
+    void *block = _rc_mem_alloc(size, gc ? RC_KIND_GC : RC_KIND_PLAIN, &large);
+    memset(block, 0, size);
+    rc_object *o = gc ? FROM_GC(block) : (rc_object *)block;
+    o->ob_refcnt = 1;
+    o->ob_info = (site << RC_SITE_SHIFT) | (large ? RC_OBF_LARGE : 0);
+    o->ob_type = type;
+    if (gc)
+        _rc_gc_track(o);
+    if (RC_UNLIKELY(REG.trace.tracing))
+        _rc_trace_alloc(o);
+    return o;
+}
+
+/* ---- diagnostics ---------------------------------------------------------------- */
+
+/* Object names use the file's base name: "Node@0x55d0c0a4e2b0 (leaky.c:42)". */
+static const char *base_name(const char *p)
+{
+    if (!p)
+        return "?";
+    const char *slash = strrchr(p, '/');
+    return slash ? slash + 1 : p;
+}
+
+const char *rc_type_name(const rc_object *o)
+{
+    if (!o || !o->ob_type || !o->ob_type->name)
+        return "?";
+    return o->ob_type->name;
+}
+
+char *rc_describe(const rc_object *o, char *buf, size_t n)
+{
+    if (!o) {
+        snprintf(buf, n, "NULL");
+        return buf;
+    }
+    uint32_t site = _rc_site_id(o);
+    if (site && site < REG.nsites)
+        snprintf(buf, n, "%s@%p (%s:%u)", rc_type_name(o), (const void *)o,
+                 base_name(REG.sites[site].file), REG.sites[site].line);
+    else
+        snprintf(buf, n, "%s@%p (unknown site)", rc_type_name(o), (const void *)o);
+    return buf;
+}
+
+/* Aborts unless o looks like a live object. */
+static void check_live(const rc_object *o, const char *op)
+{
+    char msg[96];
+    if (!o)
+        _rc_fatal("%s(NULL)", op);
+    if (o->ob_refcnt == RC_REFCNT_FREED) {
+        snprintf(msg, sizeof msg, "%s on a freed object", op);
+        _rc_fatal_object(msg, o);
+    }
+    if (o->ob_refcnt >= 0x80000000u) {
+        snprintf(msg, sizeof msg, "%s on an object with a corrupt refcount %u", op,
+                 o->ob_refcnt);
+        _rc_fatal_object(msg, o);
+    }
+}
+
+static _Noreturn __attribute__((noinline, cold)) void bad_decref(const rc_object *o)
+{
+    if (o->ob_refcnt == RC_REFCNT_FREED)
+        _rc_fatal_object("rc_decref on a freed object", o);
+    if (o->ob_refcnt == 0)
+        _rc_fatal_object("rc_decref below zero (refcount already 0)", o);
+    char msg[96];
+    snprintf(msg, sizeof msg, "rc_decref of an object with a corrupt refcount %u", o->ob_refcnt);
+    _rc_fatal_object(msg, o);
+}
+
+/* ---- reference counting --------------------------------------------------------- */
+
+rc_object *(rc_incref)(rc_object *o)
+{
+    if (RC_UNLIKELY(REG.debug_checks))
+        check_live(o, "rc_incref");
+    o->ob_refcnt++;
+    return o;
+}
+
+void(rc_decref)(rc_object *o)
+{
+    uint32_t rc = o->ob_refcnt;
+    /* rc == 0 (already dying or dead) or >= 2^31 (freed poison, corruption) */
+    if (RC_UNLIKELY(rc - 1u >= 0x7FFFFFFFu))
+        bad_decref(o);
+    if ((o->ob_refcnt = rc - 1) == 0)
+        _rc_dealloc(o);
+}
+
+void(rc_xdecref)(rc_object *o)
+{
+    if (o)
+        (rc_decref)(o);
+}
+
+intptr_t(rc_refcount)(const rc_object *o)
+{
+    if (!o)
+        return 0;
+    return (intptr_t)(int32_t)o->ob_refcnt;
+}
+
+void rc_set(rc_object **slot, rc_object *value)
+{
+    rc_object *old = *slot;
+    if (value)
+        (rc_incref)(value);
+    *slot = value;
+    if (old)
+        (rc_decref)(old);
+}
+
+/* ---- the field table ------------------------------------------------------------ */
+
+static inline size_t field_len(const char *base, const rc_field *f)
+{
+    return *(const size_t *)(base + f->len_offset);
+}
+
+int _rc_traverse(rc_object *o, rc_visit_fn visit, void *arg)
+{
+    const rc_field *f = o->ob_type->fields;
+    if (!f)
+        return 0;
+    char *base = (char *)o;
+    int r;
+    for (; f->kind != RC_FIELD_END; f++) {
+        switch (f->kind) {
+        case RC_FIELD_REF: {
+            rc_object *p = *(rc_object **)(base + f->offset);
+            if (p && (r = visit(p, arg)))
+                return r;
+            break;
+        }
+        case RC_FIELD_REF_ARRAY: {
+            rc_object **items = *(rc_object ***)(base + f->offset);
+            size_t n = items ? field_len(base, f) : 0;
+            for (size_t i = 0; i < n; i++)
+                if (items[i] && (r = visit(items[i], arg)))
+                    return r;
+            break;
+        }
+        case RC_FIELD_INLINE_ARRAY:
+        case RC_FIELD_NAMED_ARRAY: {
+            rc_object **items = (rc_object **)(base + f->offset);
+            size_t n = field_len(base, f);
+            for (size_t i = 0; i < n; i++)
+                if (items[i] && (r = visit(items[i], arg)))
+                    return r;
+            break;
+        }
+        case RC_FIELD_DICT: {
+            rc_dict_entry *e = *(rc_dict_entry **)(base + f->offset);
+            size_t n = e ? field_len(base, f) : 0;
+            for (size_t i = 0; i < n; i++)
+                if (e[i].value && (r = visit(e[i].value, arg)))
+                    return r;
+            break;
+        }
+        default: /* RC_FIELD_WEAK: not a reference the collector counts */
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Drop every strong reference: each slot is set to NULL *before* its old
+ * value is released, so code run by that release never sees a dangling
+ * slot. Counts are left alone (types tolerate NULL items; destroy still
+ * knows how much to free). */
+void _rc_clear_refs(rc_object *o)
+{
+    const rc_field *f = o->ob_type->fields;
+    if (!f)
+        return;
+    char *base = (char *)o;
+    for (; f->kind != RC_FIELD_END; f++) {
+        switch (f->kind) {
+        case RC_FIELD_REF: {
+            rc_object **slot = (rc_object **)(base + f->offset);
+            rc_object *p = *slot;
+            *slot = NULL;
+            rc_xdecref(p);
+            break;
+        }
+        case RC_FIELD_REF_ARRAY:
+        case RC_FIELD_INLINE_ARRAY:
+        case RC_FIELD_NAMED_ARRAY: {
+            rc_object **items = f->kind == RC_FIELD_REF_ARRAY ? *(rc_object ***)(base + f->offset)
+                                                              : (rc_object **)(base + f->offset);
+            size_t n = items ? field_len(base, f) : 0;
+            for (size_t i = 0; i < n; i++) {
+                rc_object *p = items[i];
+                items[i] = NULL;
+                rc_xdecref(p);
+                /* A release may have run code that resized the array. */
+                if (f->kind == RC_FIELD_REF_ARRAY) {
+                    items = *(rc_object ***)(base + f->offset);
+                    if (!items)
+                        break;
+                    if (field_len(base, f) < n)
+                        n = field_len(base, f);
+                }
+            }
+            break;
+        }
+        case RC_FIELD_DICT: {
+            size_t n = field_len(base, f);
+            for (size_t i = 0; i < n; i++) {
+                rc_dict_entry *e = *(rc_dict_entry **)(base + f->offset);
+                if (!e || i >= field_len(base, f))
+                    break;
+                rc_object *p = e[i].value;
+                e[i].value = NULL;
+                rc_xdecref(p);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- deallocation --------------------------------------------------------------- */
+
+void _rc_call_finalizer(rc_object *o)
+{
+    if (!o->ob_type->finalize || (o->ob_info & RC_OBF_FINALIZED))
+        return;
+    o->ob_info |= RC_OBF_FINALIZED;
+    o->ob_type->finalize(o);
+}
+
+/* Run `fn` on an object whose refcount reached 0, with the object briefly
+ * alive (refcount 1, tracked). Returns true if it was resurrected. */
+static bool call_with_resurrection(rc_object *o, void (*fn)(rc_object *), bool finalizer)
+{
+    bool gc = _rc_is_gc(o);
+    o->ob_refcnt = 1;
+    if (gc)
+        _rc_gc_track(o);
+    if (finalizer)
+        _rc_call_finalizer(o);
+    else
+        fn(o);
+    if (--o->ob_refcnt != 0)
+        return true; /* resurrected: stays tracked, as in CPython */
+    if (gc && (o->ob_info & RC_OBF_TRACKED))
+        _rc_gc_untrack(o);
+    return false;
+}
+
+static rc_object *quarantine[QUARANTINE];
+static size_t quarantine_next;
+
+static void free_block(rc_object *o)
+{
+    bool gc = _rc_is_gc(o);
+    bool large = (o->ob_info & RC_OBF_LARGE) != 0;
+    void *block = gc ? (void *)AS_GC(o) : (void *)o;
+    if (RC_UNLIKELY(o->ob_info & RC_OBF_TRACED))
+        _rc_trace_free(o);
+    /* Poison: the head keeps its site and type for diagnostics. */
+    o->ob_refcnt = RC_REFCNT_FREED;
+    o->ob_info &= ~(RC_OBF_TRACKED | RC_OBF_GARBAGE | RC_OBF_WEAKREFD);
+    if (RC_UNLIKELY(REG.debug_checks)) {
+        size_t size = _rc_mem_block_size(block, large);
+        size_t head = (size_t)((char *)(o + 1) - (char *)block);
+        if (size > head)
+            memset((char *)block + head, 0xDF, size - head);
+        if (gc)
+            memset(block, 0xDF, sizeof(rc_gchead));
+        /* Hold the block back so a later use finds the poison, not a new object. */
+        rc_object *old = quarantine[quarantine_next];
+        quarantine[quarantine_next] = o;
+        quarantine_next = (quarantine_next + 1) % QUARANTINE;
+        if (!old)
+            return;
+        o = old;
+        gc = _rc_is_gc(o);
+        large = (o->ob_info & RC_OBF_LARGE) != 0;
+        block = gc ? (void *)AS_GC(o) : (void *)o;
+    }
+    _rc_mem_free(block, large);
+}
+
+/* Free quarantined blocks (rc_shutdown releases arenas wholesale anyway). */
+static void drain_quarantine(void)
+{
+    memset(quarantine, 0, sizeof quarantine);
+    quarantine_next = 0;
+}
+
+static void dealloc_one(rc_object *o)
+{
+    const rc_type *t = o->ob_type;
+    bool gc = _rc_type_is_gc(t);
+    if (gc && (o->ob_info & RC_OBF_TRACKED))
+        _rc_gc_untrack(o);
+    if (t->finalize && !(o->ob_info & RC_OBF_FINALIZED)) {
+        if (call_with_resurrection(o, NULL, true))
+            return;
+    }
+    if (o->ob_info & RC_OBF_WEAKREFD)
+        _rc_weakrefs_on_dealloc(o);
+    if (t->legacy_del) {
+        if (call_with_resurrection(o, t->legacy_del, false))
+            return;
+    }
+    if (gc)
+        _rc_clear_refs(o);
+    if (t->destroy)
+        t->destroy(o);
+    if (gc)
+        _rc_gc_on_free();
+    free_block(o);
+}
+
+static unsigned dealloc_depth;
+static rc_object *trash_pending; /* parked objects, linked through gc_next */
+
+void _rc_dealloc(rc_object *o)
+{
+    if (_rc_is_gc(o) && dealloc_depth >= TRASHCAN_DEPTH) {
+        /* Park it: untracked, so its gc head is free to hold the link. */
+        if (o->ob_info & RC_OBF_TRACKED)
+            _rc_gc_untrack(o);
+        AS_GC(o)->gc_next = (uintptr_t)trash_pending;
+        trash_pending = o;
+        return;
+    }
+    dealloc_depth++;
+    dealloc_one(o);
+    dealloc_depth--;
+    if (dealloc_depth == 0) {
+        while (trash_pending) {
+            rc_object *p = trash_pending;
+            trash_pending = (rc_object *)AS_GC(p)->gc_next;
+            AS_GC(p)->gc_next = 0;
+            dealloc_depth++;
+            dealloc_one(p);
+            dealloc_depth--;
+        }
+    }
+}
+
+typedef struct {
+    rc_object **items;
+    size_t n, cap;
+} object_vec;
+
+static void collect_live(rc_object *o, void *arg)
+{
+    object_vec *v = arg;
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 1024;
+        v->items = _rc_xrealloc(v->items, v->cap * sizeof *v->items);
+    }
+    v->items[v->n++] = o;
+}
+
+void _rc_object_shutdown(void)
+{
+    object_vec v = {0};
+    _rc_mem_walk(collect_live, &v);
+    /* Instances first: a class's destroy frees the type its instances use. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < v.n; i++) {
+            rc_object *o = v.items[i];
+            bool is_class = o->ob_type == &rc_class_type;
+            if (is_class != (pass == 1) || !o->ob_type->destroy)
+                continue;
+            o->ob_type->destroy(o);
+        }
+    }
+    free(v.items);
+    drain_quarantine();
+    trash_pending = NULL;
+}
+
+/* ---- sizes ---------------------------------------------------------------------- */
+
+size_t rc_sizeof(rc_object *o)
+{
+    if (!o)
+        return 0;
+    size_t n = o->ob_type->size + _rc_builtin_extra_size(o);
+    if (_rc_is_gc(o))
+        n += sizeof(rc_gchead);
+    return n;
+}

@@ -1,0 +1,262 @@
+/*
+ * The debug registry: the contract between the runtime and every reader
+ * (the refscope engine, the GDB plugin, a person with `x/` in gdb).
+ *
+ * One global, `rc_debug_registry`, defined in registry.c and declared in no
+ * public header (a public extern would give executables a copy relocation,
+ * and readers would see a stale copy). Readers find it by symbol (.symtab,
+ * .dynsym, DWARF or GDB) and read it without running code in the process:
+ * everything below is plain data reached by pointers and counts.
+ *
+ * The registry *is* the runtime's state: the collector's generations,
+ * counters and thresholds live here, not in copies, so a core shows exactly
+ * what the process saw.
+ *
+ * Picture (all addresses are in the inspected process):
+ *
+ *   rc_debug_registry
+ *     magic "RCSCOPE", version, layout sizes  -- check these first
+ *     arenas[narenas] --> arena: 1 MiB, aligned to 1 MiB, 64 pools of 16 KiB
+ *                           pool: rc_pool header (64 B), then blocks of one size class
+ *                             block: [rc_gchead if kind == GC] rc_object ...
+ *     large.next ... --> rc_large (32 B) [rc_gchead if kind == GC] rc_object ...
+ *     types[ntypes]  --> rc_type (rc.h): name, size, fields[] (rc_field), ...
+ *     sites[nsites]  --> {file, func, line}; site id = index (0 = unknown)
+ *     roots[nroots]  --> {slot address, name}
+ *     globals, garbage, finalizers (list objects / dict object)
+ *     gc: generations[3] + permanent, thresholds, counts, stats, flags
+ *
+ * Invariants readers may rely on (and must still validate: cores come from
+ * crashed programs):
+ *   - Every live object is in exactly one place: a block of an in-use pool
+ *     (kind PLAIN or GC, block offset < nextoffset) or a node of the large
+ *     list. Scanning arenas + the large list enumerates the heap; no pointer
+ *     per object needs chasing.
+ *   - A block is live iff its object head's ob_refcnt != RC_REFCNT_FREED.
+ *     Freed blocks keep ob_info (site, flags) and ob_type so a use after free
+ *     can still be reported with type and site; the freelist link is at block
+ *     offset 0 in GC pools (the gc_next word) and at block offset 16 in PLAIN
+ *     pools (the first word after the object head).
+ *   - For a tracked object, (ob_info & RC_OBF_GEN_MASK) is its generation
+ *     (3 = permanent/frozen) and it is linked in that generation's list.
+ *   - Outside a collection gc_prev/gc_next are plain pointers. While
+ *     gc.collecting != 0, gc_prev of objects of the collected generations
+ *     holds (gc_refs << 2 | 1) and the low bit of gc_next may be set: readers
+ *     must not walk generation lists then (they do not need to) and should
+ *     say that the core was taken mid-collection (gc.phase tells where).
+ *   - Sizes: a tracked object occupies gc_head_size + type->size (+ var
+ *     part); the pool block is the size rounded up to 16.
+ */
+#ifndef REFSCOPE_REGISTRY_H
+#define REFSCOPE_REGISTRY_H
+
+#include <refscope/rc.h>
+
+#define RC_REGISTRY_MAGIC "RCSCOPE"   /* 8 bytes with the NUL */
+#define RC_REGISTRY_VERSION 1u
+
+/* ---- object header ---------------------------------------------------- */
+
+#define RC_REFCNT_FREED 0xDEAD0BADu   /* ob_refcnt of a freed block */
+
+/* ob_info bits 0..7. */
+#define RC_OBF_GEN_MASK 0x03u   /* generation 0..2, 3 = permanent (frozen)      */
+#define RC_OBF_TRACKED 0x04u    /* linked in a generation list                  */
+#define RC_OBF_FINALIZED 0x08u  /* PEP 442 finalizer has run (it runs once)     */
+#define RC_OBF_GARBAGE 0x10u    /* held by the garbage list                     */
+#define RC_OBF_TRACED 0x20u     /* allocated while tracing: counted by the tracer */
+#define RC_OBF_WEAKREFD 0x40u   /* may have weakrefs (see the weakref side table) */
+#define RC_OBF_LARGE 0x80u      /* allocated outside the arenas (rc_large list)  */
+#define RC_OBF_MASK 0xFFu
+#define RC_SITE_SHIFT 8         /* site id = ob_info >> 8                       */
+#define RC_GEN_PERMANENT 3u
+
+/* The collector head before every tracked object. */
+typedef struct rc_gchead {
+    uintptr_t gc_next;
+    uintptr_t gc_prev;
+} rc_gchead;
+
+/* rc_type.tp_flags */
+#define RC_TPF_REGISTERED 0x01u
+#define RC_TPF_GC 0x02u        /* has strong references: instances carry rc_gchead */
+#define RC_TPF_WEAKREF 0x04u   /* a weakref type (the collector treats it specially) */
+#define RC_TPF_HEAPTYPE 0x08u  /* made at run time by rc_class_new; freed with its class */
+#define RC_TPF_DEAD 0x10u      /* a heap type whose class has died */
+
+/* ---- allocator ---------------------------------------------------------- */
+
+#define RC_ARENA_SIZE ((size_t)1 << 20)   /* 1 MiB, aligned to its size */
+#define RC_POOL_SIZE ((size_t)1 << 14)    /* 16 KiB, aligned to its size */
+#define RC_POOLS_PER_ARENA (RC_ARENA_SIZE / RC_POOL_SIZE)
+#define RC_ALIGN 16u                      /* block sizes are multiples of 16 */
+#define RC_SMALL_MAX 512u                 /* larger requests go to the large list */
+#define RC_NUM_CLASSES (RC_SMALL_MAX / RC_ALIGN) /* 32 size classes: 16 .. 512 */
+#define RC_POOL_HEADER_SIZE 64u
+
+#define RC_POOL_MAGIC 0x4C4F4F50u   /* "POOL" */
+#define RC_LARGE_MAGIC 0x4547524Cu  /* "LRGE" */
+
+/* Pool kinds (also rc_large.kind). */
+#define RC_KIND_FREE 0u    /* pool not in use: skip it */
+#define RC_KIND_PLAIN 1u   /* blocks start with rc_object (untracked objects) */
+#define RC_KIND_GC 2u      /* blocks start with rc_gchead, then rc_object */
+#define RC_KIND_RAW 3u     /* blocks are not objects (reserved) */
+
+typedef struct rc_pool {
+    uint32_t magic;          /* RC_POOL_MAGIC while the pool is carved */
+    uint16_t szidx;          /* size class: block size = (szidx + 1) * 16 */
+    uint8_t kind;            /* RC_KIND_* */
+    uint8_t reserved;
+    uint32_t nused;          /* blocks in use */
+    uint32_t nextoffset;     /* offset of the first never-used block (high water) */
+    uint32_t maxnextoffset;  /* last offset a block can start at */
+    uint32_t arenaindex;     /* index in rc_debug_registry.arenas */
+    void *freeblock;         /* singly linked list of freed blocks */
+    struct rc_pool *nextpool;/* in the used-pools ring of its class, or the arena's free list */
+    struct rc_pool *prevpool;
+    uint64_t reserved2;
+} rc_pool;
+
+typedef struct rc_arena {
+    uintptr_t address;       /* 0: slot unused (arena returned to the system) */
+    uint32_t nfreepools;     /* pools free (carved and returned, or never carved) */
+    uint32_t ntotalpools;
+    uint32_t ncarved;        /* pools [0, ncarved) have been carved at least once */
+    uint32_t reserved;
+    rc_pool *freepools;      /* carved pools that are free again */
+    struct rc_arena *nextarena; /* usable list (arenas with free pools) / unused slots */
+    struct rc_arena *prevarena;
+} rc_arena;
+
+typedef struct rc_large {
+    struct rc_large *next;   /* circular list through rc_debug_registry.large */
+    struct rc_large *prev;
+    uint64_t size;           /* bytes after this header */
+    uint32_t kind;           /* RC_KIND_PLAIN or RC_KIND_GC */
+    uint32_t magic;          /* RC_LARGE_MAGIC */
+} rc_large;
+
+typedef struct rc_alloc_stats {
+    uint64_t arenas_allocated;   /* cumulative */
+    uint64_t arenas_reclaimed;   /* cumulative: returned to the system */
+    uint64_t arenas_highwater;   /* most arenas in use at once */
+    uint64_t arenas_in_use;
+    uint64_t pools_in_use;
+    uint64_t blocks_in_use;      /* small blocks */
+    uint64_t small_bytes;        /* bytes in small blocks in use (block sizes) */
+    uint64_t large_count;
+    uint64_t large_bytes;        /* bytes after rc_large headers */
+    uint64_t blocks_by_class[RC_NUM_CLASSES];
+    uint64_t pools_by_class[RC_NUM_CLASSES];
+} rc_alloc_stats;
+
+/* ---- tables ------------------------------------------------------------- */
+
+typedef struct rc_site_entry {
+    const char *file;
+    const char *func;
+    uint32_t line;
+    uint32_t reserved;
+} rc_site_entry;
+
+typedef struct rc_root_entry {
+    rc_object **slot;        /* NULL: entry removed */
+    const char *name;        /* owned copy */
+} rc_root_entry;
+
+/* ---- collector ---------------------------------------------------------- */
+
+typedef struct rc_generation {
+    rc_gchead head;          /* list head (circular, doubly linked) */
+    int32_t threshold;
+    int32_t reserved;
+    uint64_t count;          /* allocations (gen 0) or collections of the younger gen */
+} rc_generation;
+
+/* gc.phase while collecting != 0 */
+enum rc_gc_phase {
+    RC_PHASE_IDLE = 0,
+    RC_PHASE_FIND_UNREACHABLE = 1,
+    RC_PHASE_LEGACY = 2,
+    RC_PHASE_WEAKREFS = 3,
+    RC_PHASE_FINALIZE = 4,
+    RC_PHASE_RESURRECT = 5,
+    RC_PHASE_CLEAR = 6,
+};
+
+typedef struct rc_gc_state {
+    rc_generation generations[3];
+    rc_generation permanent;     /* gc.freeze() */
+    uint32_t enabled;
+    uint32_t debug;              /* RC_DEBUG_* */
+    uint32_t collecting;         /* 1 while a collection runs */
+    int32_t collecting_generation;
+    uint32_t phase;              /* enum rc_gc_phase */
+    uint32_t reserved;
+    uint64_t long_lived_total;
+    uint64_t long_lived_pending;
+    rc_gc_stats stats[3];
+    uint64_t tracked;            /* objects in all generation lists */
+} rc_gc_state;
+
+/* ---- tracing (filled in by the tracer) ---------------------------------- */
+
+typedef struct rc_trace_state {
+    uint32_t tracing;
+    uint32_t nframes;
+    uint64_t current;            /* traced bytes now */
+    uint64_t peak;
+    uint64_t reserved[8];
+} rc_trace_state;
+
+/* ---- the registry ------------------------------------------------------- */
+
+typedef struct rc_registry {
+    char magic[8];               /* RC_REGISTRY_MAGIC */
+    uint32_t version;            /* RC_REGISTRY_VERSION */
+    uint32_t size;               /* sizeof(rc_registry) */
+    /* layout facts: a reader checks them against what it was built for */
+    uint32_t object_head_size;   /* sizeof(rc_object) = 16 */
+    uint32_t gc_head_size;       /* sizeof(rc_gchead) = 16 */
+    uint32_t arena_size, pool_size, pool_header_size, align, small_max;
+    uint32_t type_struct_size;   /* sizeof(rc_type) */
+    uint32_t field_struct_size;  /* sizeof(rc_field) */
+    uint32_t initialized;
+    uint32_t shutting_down;
+    uint32_t pid;
+    uint32_t debug_checks;
+
+    /* allocator */
+    rc_arena *arenas;            /* arena table */
+    uint32_t narenas;            /* slots in the table */
+    uint32_t reserved_a;
+    rc_large large;              /* sentinel of the circular large-object list */
+    rc_alloc_stats alloc;
+
+    /* types and sites */
+    rc_type **types;             /* types[0] unused; tp_id indexes this */
+    uint32_t ntypes, captypes;
+    rc_site_entry *sites;        /* sites[0] = unknown */
+    uint32_t nsites, capsites;
+
+    /* roots */
+    rc_root_entry *roots;
+    uint32_t nroots, caproots;
+    rc_object *globals;          /* the module-globals dict (a root) */
+    rc_object *garbage;          /* gc.garbage (a root) */
+    rc_object *finalizers;       /* list of alive finalize objects (a root) */
+
+    /* the collector */
+    rc_gc_state gc;
+
+    /* tracing */
+    rc_trace_state trace;
+
+    const char *last_checkpoint; /* label of the last rc_debug_checkpoint() */
+    uint64_t checkpoints;        /* how many were passed */
+} rc_registry;
+
+extern rc_registry rc_debug_registry;
+
+#endif /* REFSCOPE_REGISTRY_H */
