@@ -99,7 +99,8 @@ static inline uint32_t _rc_site(rc_site *site)
  * from the large list instead. Returns the block start, never NULL (aborts
  * when the system is out of memory). Block contents are uninitialised.
  * PLAIN requests are rounded up to at least 24 bytes so a freed block can
- * hold its freelist link after the object head.
+ * hold its freelist link after the object head; GC requests to 32 so the
+ * object head is always inside the block.
  */
 RC_INTERNAL void *_rc_mem_alloc(size_t size, unsigned kind, bool *large);
 /* Free a block from _rc_mem_alloc. The caller has already poisoned the
@@ -111,7 +112,9 @@ RC_INTERNAL void _rc_mem_free(void *block, bool large);
 RC_INTERNAL size_t _rc_mem_block_size(const void *block, bool large);
 /* Return every arena and large block to the system (rc_shutdown). */
 RC_INTERNAL void _rc_mem_release_all(void);
-/* Visit every live object (refcnt != FREED) in arenas and the large list. */
+/* Visit every live object (refcnt != FREED) in arenas and the large list.
+ * The visitor must not free; it may allocate if it initialises each new
+ * object's head before returning (as rc_new_at does). */
 typedef void (*rc_heap_visit_fn)(rc_object *o, void *arg);
 RC_INTERNAL void _rc_mem_walk(rc_heap_visit_fn fn, void *arg);
 

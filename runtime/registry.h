@@ -45,7 +45,14 @@
  *     must not walk generation lists then (they do not need to) and should
  *     say that the core was taken mid-collection (gc.phase tells where).
  *   - Sizes: a tracked object occupies gc_head_size + type->size (+ var
- *     part); the pool block is the size rounded up to 16.
+ *     part); the pool block is the size rounded up to 16, and at least 32
+ *     for object blocks (PLAIN requests are raised to 24, GC ones to 32;
+ *     the 16-byte class only serves RAW blocks).
+ *   - An in-use pool may have nused == 0: the allocator keeps one emptied
+ *     pool per (kind, class) carved, its blocks all poisoned, to avoid
+ *     thrashing. That is not corruption.
+ *   - The large-list sentinel (rc_debug_registry.large) has size, kind and
+ *     magic 0: recognise it by its address, not its contents.
  */
 #ifndef REFSCOPE_REGISTRY_H
 #define REFSCOPE_REGISTRY_H
@@ -113,7 +120,7 @@ typedef struct rc_pool {
     uint32_t maxnextoffset;  /* last offset a block can start at */
     uint32_t arenaindex;     /* index in rc_debug_registry.arenas */
     void *freeblock;         /* singly linked list of freed blocks */
-    struct rc_pool *nextpool;/* in the used-pools ring of its class, or the arena's free list */
+    struct rc_pool *nextpool;/* in the used-pools list of its class, or the arena's free list */
     struct rc_pool *prevpool;
     uint64_t reserved2;
 } rc_pool;

@@ -1,0 +1,596 @@
+/*
+ * The allocator: pymalloc (CPython's obmalloc.c) with object kinds.
+ *
+ * Words: an *arena* is 1 MiB of mmap'ed memory aligned to 1 MiB, cut into 64
+ * *pools* of 16 KiB; a pool starts with its 64-byte rc_pool header and holds
+ * *blocks* of one size class (16..512 bytes, class = size / 16 - 1) and one
+ * kind (PLAIN or GC) after it. Requests above RC_SMALL_MAX are malloc'ed
+ * behind an rc_large header and linked into the large list. registry.h has
+ * the layout readers rely on; everything they need is in the arena table,
+ * the pool headers and the large list.
+ *
+ * The lists below are private (readers enumerate the heap by scanning the
+ * arena table, never through them):
+ *
+ *   usedpools[kind][class]  pools of that kind and class with a free block,
+ *                           doubly linked through nextpool/prevpool,
+ *                           NULL-terminated; allocation serves the head.
+ *   arena->freepools        carved pools that are empty again (kind FREE),
+ *                           singly linked through nextpool.
+ *   usable_arenas           arenas with a free pool, doubly linked through
+ *                           nextarena/prevarena and sorted by nfreepools,
+ *                           fewest first: the fullest arena serves new pools
+ *                           so the emptiest ones can drain and be unmapped.
+ *                           nfp2lasta[n] is the last arena in it with n free
+ *                           pools (NULL if none), which keeps the sort O(1).
+ *   unused_arenas           table slots with address 0, through nextarena.
+ *
+ * Invariants:
+ *   - a pool is in usedpools iff kind != FREE and nused < capacity, where
+ *     capacity = (RC_POOL_SIZE - RC_POOL_HEADER_SIZE) / block size;
+ *   - nused = (nextoffset - RC_POOL_HEADER_SIZE) / block size - |freeblock list|:
+ *     every block below nextoffset was handed out at least once, so its
+ *     object head was written by its owner (live) or poisoned (freed);
+ *   - arena->nfreepools = (ntotalpools - ncarved) + |freepools|, and an
+ *     arena is in usable_arenas iff nfreepools > 0;
+ *   - at most one empty thing is cached, so that a loop that allocates and
+ *     frees one object neither re-initialises a pool nor maps an arena at
+ *     every turn (pymalloc's bpo-37257, one level down):
+ *       empty_pool   the last pool of a (kind, class) to empty stays on its
+ *                    usedpools list, nused == 0, kind and magic intact (a
+ *                    reader sees an in-use pool whose blocks are all
+ *                    poisoned); any other pool whose last block is freed
+ *                    goes back to its arena at once (kind FREE, magic 0);
+ *       a free arena a wholly free arena stays mapped, as the last of
+ *                    usable_arenas (it has the most free pools), only while
+ *                    no empty pool is cached; others are unmapped.
+ *     So after everything is freed at most one arena is mapped.
+ *
+ * The arena table (REG.arenas) holds pointers into itself (nextarena,
+ * prevarena), so it never moves with realloc: to grow it, a new table is
+ * allocated, the old one copied, every link rebased, and only then is the
+ * old one freed (grow_table). Pools name their arena by index, which
+ * survives the move.
+ *
+ * A freed block keeps its object head so a use after free can still name
+ * the object's type and site: its freelist link is the gc_next word (offset
+ * 0) in GC pools and the first word after the object head (offset 16) in
+ * PLAIN pools, which is why PLAIN requests are at least 24 bytes. GC
+ * requests are at least 32 bytes (both heads), so the object head the walk
+ * reads is always inside the block.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+_Static_assert(sizeof(rc_pool) <= RC_POOL_HEADER_SIZE, "pool header fits");
+_Static_assert(RC_POOL_HEADER_SIZE % RC_ALIGN == 0, "blocks stay 16-aligned");
+_Static_assert(sizeof(rc_large) % RC_ALIGN == 0, "large blocks stay 16-aligned");
+_Static_assert((RC_ARENA_SIZE & (RC_ARENA_SIZE - 1)) == 0, "arena size is a power of 2");
+_Static_assert((RC_POOL_SIZE & (RC_POOL_SIZE - 1)) == 0, "pool size is a power of 2");
+_Static_assert(RC_KIND_PLAIN < 4 && RC_KIND_GC < 4 && RC_KIND_RAW < 4, "kinds index usedpools");
+
+#define NKINDS 4              /* usedpools is indexed by kind; FREE (0) stays empty */
+#define PLAIN_MIN_SIZE 24u    /* object head (16) + freelist link (8) */
+#define GC_MIN_SIZE 32u       /* gc head + object head: the walk reads the head at +16 */
+#define PLAIN_LINK_OFFSET 16u /* the first word after the object head */
+#define ARENA_TABLE_MIN 16u   /* first arena table: 16 slots (16 MiB of arenas) */
+
+#define POOL_OF(p) ((rc_pool *)((uintptr_t)(p) & ~(uintptr_t)(RC_POOL_SIZE - 1)))
+
+static rc_pool *usedpools[NKINDS][RC_NUM_CLASSES];
+static rc_arena *usable_arenas;
+static rc_arena *unused_arenas;
+static rc_arena *nfp2lasta[RC_POOLS_PER_ARENA + 1];
+/* The cached empty pool, or NULL. Once handed blocks again it is an ordinary
+ * pool that this pointer still names: only nused == 0 makes it a cache. */
+static rc_pool *empty_pool;
+
+/* Smallest request per kind (0 becomes 1 for RAW). */
+static const uint8_t min_size[NKINDS] = {1, PLAIN_MIN_SIZE, GC_MIN_SIZE, 1};
+
+static inline size_t class_size(unsigned idx) { return ((size_t)idx + 1) * RC_ALIGN; }
+
+/* Where a free block of this kind keeps its freelist link. */
+static inline void **link_of(void *block, unsigned kind)
+{
+    return (void **)((char *)block + (kind == RC_KIND_PLAIN ? PLAIN_LINK_OFFSET : 0));
+}
+
+static inline bool pool_is_full(const rc_pool *pool)
+{
+    return pool->freeblock == NULL && pool->nextoffset > pool->maxnextoffset;
+}
+
+static inline rc_arena *arena_of(const rc_pool *pool) { return &REG.arenas[pool->arenaindex]; }
+
+static inline bool pool_cached(void) { return empty_pool && empty_pool->nused == 0; }
+
+/* ---- the arena table -------------------------------------------------------- */
+
+static inline rc_arena *rebase(rc_arena *p, rc_arena *from, rc_arena *to)
+{
+    return p ? to + (p - from) : NULL;
+}
+
+/* Double the table. Called only when no slot is unused. The new table is
+ * complete before REG.arenas points to it, so a core taken in between shows
+ * either table whole. Today a new arena is mapped only when no arena is
+ * usable, so every link is NULL here; they are rebased anyway, so the table
+ * stays correct if that ever changes. */
+static void grow_table(void)
+{
+    assert(unused_arenas == NULL);
+    uint32_t n = REG.narenas;
+    if (n > UINT32_MAX / 2)
+        _rc_fatal("out of memory: arena table full (%u arenas)", n);
+    uint32_t newn = n ? n * 2 : ARENA_TABLE_MIN;
+    rc_arena *old = REG.arenas;
+    rc_arena *t = malloc((size_t)newn * sizeof *t);
+    if (!t)
+        _rc_fatal("out of memory: malloc of a %u-slot arena table failed", newn);
+    if (n)
+        memcpy(t, old, (size_t)n * sizeof *t);
+    for (uint32_t i = 0; i < n; i++) {
+        t[i].nextarena = rebase(t[i].nextarena, old, t);
+        t[i].prevarena = rebase(t[i].prevarena, old, t);
+    }
+    usable_arenas = rebase(usable_arenas, old, t);
+    for (size_t i = 0; i <= RC_POOLS_PER_ARENA; i++)
+        nfp2lasta[i] = rebase(nfp2lasta[i], old, t);
+    /* New slots go on the unused list in index order. */
+    memset(t + n, 0, (size_t)(newn - n) * sizeof *t);
+    for (uint32_t i = n; i + 1 < newn; i++)
+        t[i].nextarena = &t[i + 1];
+    unused_arenas = &t[n];
+    REG.arenas = t;
+    REG.narenas = newn;
+    free(old);
+}
+
+/* mmap 2 MiB and keep the aligned MiB inside: a pool's arena (and header)
+ * is then found by masking the block address. */
+static uintptr_t map_arena(void)
+{
+    size_t len = 2 * RC_ARENA_SIZE;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        _rc_fatal("out of memory: mmap of a %zu-byte arena failed", RC_ARENA_SIZE);
+    uintptr_t start = (uintptr_t)p;
+    uintptr_t base = (start + RC_ARENA_SIZE - 1) & ~(uintptr_t)(RC_ARENA_SIZE - 1);
+    uintptr_t end = start + len;
+    if (base > start)
+        munmap(p, base - start);
+    if (end > base + RC_ARENA_SIZE)
+        munmap((void *)(base + RC_ARENA_SIZE), end - (base + RC_ARENA_SIZE));
+    return base;
+}
+
+static rc_arena *new_arena(void)
+{
+    if (!unused_arenas)
+        grow_table();
+    rc_arena *a = unused_arenas;
+    uintptr_t base = map_arena();
+    unused_arenas = a->nextarena;
+    a->nfreepools = a->ntotalpools = (uint32_t)RC_POOLS_PER_ARENA;
+    a->ncarved = 0;
+    a->reserved = 0;
+    a->freepools = NULL;
+    a->nextarena = a->prevarena = NULL;
+    a->address = base; /* last: a nonzero address tells readers the slot is valid */
+    rc_alloc_stats *st = &REG.alloc;
+    st->arenas_allocated++;
+    if (++st->arenas_in_use > st->arenas_highwater)
+        st->arenas_highwater = st->arenas_in_use;
+    return a;
+}
+
+/* The arena is wholly free and off usable_arenas: unmap it, free its slot. */
+static void free_arena(rc_arena *a)
+{
+    void *base = (void *)a->address;
+    memset(a, 0, sizeof *a); /* address 0: readers skip the slot */
+    a->nextarena = unused_arenas;
+    unused_arenas = a;
+    munmap(base, RC_ARENA_SIZE);
+    REG.alloc.arenas_reclaimed++;
+    REG.alloc.arenas_in_use--;
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+/* usedpools[kind][idx] is empty: take a pool from the fullest usable arena
+ * (mapping one if none), set it up for (kind, idx) and make it the list.
+ * This is obmalloc's allocate_from_new_pool, with its nfp2lasta upkeep. */
+static __attribute__((noinline)) rc_pool *take_pool(unsigned kind, unsigned idx)
+{
+    if (RC_UNLIKELY(usable_arenas == NULL)) {
+        usable_arenas = new_arena();
+        nfp2lasta[usable_arenas->nfreepools] = usable_arenas;
+    }
+    rc_arena *a = usable_arenas;
+    uint32_t nf = a->nfreepools;
+    assert(nf > 0 && a->address != 0);
+    /* a has the fewest free pools; after this it has strictly fewer than
+     * any other usable arena, so it stays at the head. */
+    if (nfp2lasta[nf] == a)
+        nfp2lasta[nf] = NULL;
+    if (nf > 1)
+        nfp2lasta[nf - 1] = a;
+    rc_pool *pool = a->freepools;
+    if (pool) {
+        a->freepools = pool->nextpool;
+    } else {
+        assert(a->ncarved < a->ntotalpools);
+        pool = (rc_pool *)(a->address + (uintptr_t)a->ncarved * RC_POOL_SIZE);
+        a->ncarved++;
+    }
+    a->nfreepools = --nf;
+    if (nf == 0) { /* wholly allocated: off the usable list */
+        usable_arenas = a->nextarena;
+        if (usable_arenas)
+            usable_arenas->prevarena = NULL;
+        a->nextarena = a->prevarena = NULL;
+    }
+
+    /* A reused pool starts over from its first block: the blocks it held
+     * before may have had another size, so their heads mean nothing now. */
+    size_t size = class_size(idx);
+    pool->szidx = (uint16_t)idx;
+    pool->kind = (uint8_t)kind;
+    pool->reserved = 0;
+    pool->nused = 0;
+    pool->nextoffset = RC_POOL_HEADER_SIZE;
+    pool->maxnextoffset = (uint32_t)(RC_POOL_SIZE - size);
+    pool->arenaindex = (uint32_t)(a - REG.arenas);
+    pool->freeblock = NULL;
+    pool->nextpool = pool->prevpool = NULL;
+    pool->reserved2 = 0;
+    pool->magic = RC_POOL_MAGIC;
+    usedpools[kind][idx] = pool;
+    REG.alloc.pools_in_use++;
+    REG.alloc.pools_by_class[idx]++;
+    return pool;
+}
+
+static inline void unlink_used(rc_pool *pool)
+{
+    if (pool->prevpool)
+        pool->prevpool->nextpool = pool->nextpool;
+    else
+        usedpools[pool->kind][pool->szidx] = pool->nextpool;
+    if (pool->nextpool)
+        pool->nextpool->prevpool = pool->prevpool;
+    pool->nextpool = pool->prevpool = NULL;
+}
+
+/* A full pool got a free block: serve it first (obmalloc does the same, so
+ * the blocks just freed are reused while they are warm). */
+static void link_used_front(rc_pool *pool)
+{
+    rc_pool **head = &usedpools[pool->kind][pool->szidx];
+    pool->prevpool = NULL;
+    pool->nextpool = *head;
+    if (*head)
+        (*head)->prevpool = pool;
+    *head = pool;
+}
+
+/* Give an empty pool, already off usedpools, back to its arena and keep
+ * usable_arenas sorted (obmalloc's insert_to_freepool). */
+static void return_pool(rc_pool *pool)
+{
+    if (empty_pool == pool)
+        empty_pool = NULL;
+    REG.alloc.pools_in_use--;
+    REG.alloc.pools_by_class[pool->szidx]--;
+    pool->magic = 0;
+    pool->kind = RC_KIND_FREE;
+    pool->freeblock = NULL;
+
+    rc_arena *a = arena_of(pool);
+    pool->nextpool = a->freepools;
+    pool->prevpool = NULL;
+    a->freepools = pool;
+    uint32_t nf = a->nfreepools;
+    /* If a was the last arena with nf free pools, the one before it (if it
+     * has nf too) is now. nf == 0: a is not in the list, nor is anything
+     * else with 0. */
+    rc_arena *lastnf = nfp2lasta[nf];
+    if (lastnf == a) {
+        rc_arena *p = a->prevarena;
+        nfp2lasta[nf] = (p && p->nfreepools == nf) ? p : NULL;
+    }
+    a->nfreepools = ++nf;
+
+    if (nf == a->ntotalpools && (a->nextarena != NULL || pool_cached())) {
+        /* Wholly free: unmap it, unless it is the last (emptiest) usable
+         * arena and no empty pool is cached; then it is the cache. */
+        if (a->prevarena)
+            a->prevarena->nextarena = a->nextarena;
+        else
+            usable_arenas = a->nextarena;
+        if (a->nextarena)
+            a->nextarena->prevarena = a->prevarena;
+        free_arena(a);
+        return;
+    }
+    if (nf == 1) {
+        /* It was full, hence off the list; 1 is the fewest, so: the head. */
+        a->prevarena = NULL;
+        a->nextarena = usable_arenas;
+        if (usable_arenas)
+            usable_arenas->prevarena = a;
+        usable_arenas = a;
+        if (!nfp2lasta[1])
+            nfp2lasta[1] = a;
+        return;
+    }
+    if (!nfp2lasta[nf])
+        nfp2lasta[nf] = a;
+    if (a == lastnf)
+        return; /* arenas after it have >= nf free pools: still sorted */
+    /* Move a to just after lastnf, the last arena with its old count. */
+    assert(lastnf && a->nextarena);
+    if (a->prevarena)
+        a->prevarena->nextarena = a->nextarena;
+    else
+        usable_arenas = a->nextarena;
+    a->nextarena->prevarena = a->prevarena;
+    a->prevarena = lastnf;
+    a->nextarena = lastnf->nextarena;
+    if (a->nextarena)
+        a->nextarena->prevarena = a;
+    lastnf->nextarena = a;
+}
+
+/* The cached free arena (wholly free, so the last of usable_arenas), if
+ * any, is unmapped: an empty pool is being cached instead. */
+static void drop_free_arena(void)
+{
+    rc_arena *a = nfp2lasta[RC_POOLS_PER_ARENA];
+    if (!a)
+        return;
+    assert(a->nextarena == NULL && a->nfreepools == a->ntotalpools);
+    nfp2lasta[RC_POOLS_PER_ARENA] = NULL;
+    if (a->prevarena)
+        a->prevarena->nextarena = NULL;
+    else
+        usable_arenas = NULL;
+    free_arena(a);
+}
+
+/* The last block of `pool` was freed. */
+static __attribute__((noinline)) void pool_emptied(rc_pool *pool, bool was_full)
+{
+    if (!was_full && !pool->prevpool && !pool->nextpool) {
+        /* The only pool of its kind and class with room: cache it. */
+        rc_pool *old = empty_pool;
+        empty_pool = pool;
+        if (old && old != pool && old->nused == 0) {
+            unlink_used(old);
+            return_pool(old);
+        }
+        drop_free_arena();
+        return;
+    }
+    if (!was_full)
+        unlink_used(pool);
+    return_pool(pool);
+}
+
+static __attribute__((noinline, noreturn)) void bad_free(void *block)
+{
+    _rc_fatal("free of %p: not in an allocated pool (double free or foreign pointer)", block);
+}
+
+/* ---- large blocks ----------------------------------------------------------- */
+
+/* The sentinel is zero at program start; next == NULL means "empty". */
+static inline void large_init(void)
+{
+    if (RC_UNLIKELY(REG.large.next == NULL))
+        REG.large.next = REG.large.prev = &REG.large;
+}
+
+static __attribute__((noinline)) void *alloc_large(size_t size, unsigned kind)
+{
+    if (size > SIZE_MAX - sizeof(rc_large))
+        _rc_fatal("out of memory: allocation of %zu bytes", size);
+    rc_large *n = malloc(sizeof *n + size);
+    if (!n)
+        _rc_fatal("out of memory: malloc of %zu bytes failed", sizeof *n + size);
+    large_init();
+    n->size = size;
+    n->kind = kind;
+    n->magic = RC_LARGE_MAGIC;
+    n->next = &REG.large;
+    n->prev = REG.large.prev;
+    REG.large.prev->next = n;
+    REG.large.prev = n;
+    REG.alloc.large_count++;
+    REG.alloc.large_bytes += size;
+    return n + 1;
+}
+
+static __attribute__((noinline)) void free_large(void *block)
+{
+    rc_large *n = (rc_large *)block - 1;
+    if (RC_UNLIKELY(n->magic != RC_LARGE_MAGIC || n->next == NULL))
+        _rc_fatal("free of %p: not a large block (bad magic 0x%x)", block, n->magic);
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->magic = 0;
+    REG.alloc.large_count--;
+    REG.alloc.large_bytes -= n->size;
+    free(n);
+}
+
+/* ---- allocate and free ------------------------------------------------------ */
+
+/* Hand out a block of `pool` (the head of usedpools[kind][idx]). The slow
+ * paths around it are separate functions reached by tail calls, so the fast
+ * path saves no registers. */
+static inline void *alloc_from(rc_pool *pool, unsigned kind, unsigned idx)
+{
+    size_t bsize = class_size(idx);
+    void *block = pool->freeblock;
+    if (RC_LIKELY(block != NULL)) {
+        pool->freeblock = *link_of(block, kind);
+    } else {
+        block = (char *)pool + pool->nextoffset;
+        pool->nextoffset += (uint32_t)bsize;
+    }
+    pool->nused++;
+    if (RC_UNLIKELY(pool_is_full(pool))) { /* full pools leave the list */
+        usedpools[kind][idx] = pool->nextpool;
+        if (pool->nextpool)
+            pool->nextpool->prevpool = NULL;
+        pool->nextpool = NULL;
+    }
+    rc_alloc_stats *st = &REG.alloc;
+    st->blocks_in_use++;
+    st->blocks_by_class[idx]++;
+    st->small_bytes += bsize;
+    return block;
+}
+
+static __attribute__((noinline)) void *alloc_from_new_pool(unsigned kind, unsigned idx)
+{
+    return alloc_from(take_pool(kind, idx), kind, idx);
+}
+
+void *_rc_mem_alloc(size_t size, unsigned kind, bool *large)
+{
+    assert(kind >= RC_KIND_PLAIN && kind <= RC_KIND_RAW);
+    if (RC_UNLIKELY(size > RC_SMALL_MAX)) {
+        *large = true;
+        return alloc_large(size, kind);
+    }
+    *large = false;
+    if (size < min_size[kind])
+        size = min_size[kind];
+    unsigned idx = (unsigned)((size - 1) >> 4);
+    rc_pool *pool = usedpools[kind][idx];
+    if (RC_UNLIKELY(pool == NULL))
+        return alloc_from_new_pool(kind, idx);
+    return alloc_from(pool, kind, idx);
+}
+
+void _rc_mem_free(void *block, bool large)
+{
+    if (RC_UNLIKELY(large)) {
+        free_large(block);
+        return;
+    }
+    rc_pool *pool = POOL_OF(block);
+    /* A pool given back to its arena has magic 0 and the cached empty pool
+     * has nused 0: this catches double frees that empty a pool, and
+     * pointers that never came from the allocator. */
+    if (RC_UNLIKELY(pool->magic != RC_POOL_MAGIC || pool->nused == 0))
+        bad_free(block);
+    unsigned idx = pool->szidx;
+    bool was_full = pool_is_full(pool);
+    *link_of(block, pool->kind) = pool->freeblock;
+    pool->freeblock = block;
+    rc_alloc_stats *st = &REG.alloc;
+    st->blocks_in_use--;
+    /* (nused between the two adjacent counters keeps GCC from pairing
+     * them into slower SSE code.) */
+    uint32_t nused = --pool->nused;
+    st->small_bytes -= class_size(idx);
+    st->blocks_by_class[idx]--;
+    if (RC_UNLIKELY(nused == 0))
+        pool_emptied(pool, was_full);
+    else if (RC_UNLIKELY(was_full))
+        link_used_front(pool);
+}
+
+size_t _rc_mem_block_size(const void *block, bool large)
+{
+    if (large)
+        return ((const rc_large *)block - 1)->size;
+    return class_size(POOL_OF(block)->szidx);
+}
+
+/* ---- whole heap ------------------------------------------------------------- */
+
+void _rc_mem_release_all(void)
+{
+    rc_arena *t = REG.arenas;
+    uint32_t n = REG.narenas;
+    /* Detach first: a core taken halfway shows an empty heap, not unmapped
+     * arenas. */
+    REG.arenas = NULL;
+    REG.narenas = 0;
+    rc_large *node = REG.large.next;
+    REG.large.next = REG.large.prev = &REG.large;
+    for (uint32_t i = 0; i < n; i++) {
+        if (t[i].address)
+            munmap((void *)t[i].address, RC_ARENA_SIZE);
+    }
+    free(t);
+    while (node && node != &REG.large) {
+        rc_large *next = node->next;
+        node->magic = 0;
+        free(node);
+        node = next;
+    }
+    memset(&REG.alloc, 0, sizeof REG.alloc);
+    memset(usedpools, 0, sizeof usedpools);
+    memset(nfp2lasta, 0, sizeof nfp2lasta);
+    usable_arenas = unused_arenas = NULL;
+    empty_pool = NULL;
+}
+
+/*
+ * Visit every live object: the blocks below nextoffset of each pool of kind
+ * PLAIN or GC whose object head is not poisoned, then the large list, in
+ * that order.
+ *
+ * The visitor must not free anything (no decref that can reach zero): a
+ * free can empty a pool and unmap the arena being walked. It may allocate
+ * (the table and each pool's high water are read afresh at every step) if
+ * it writes each new object's head before it returns, as rc_new does;
+ * objects made during the walk may or may not be visited.
+ */
+void _rc_mem_walk(rc_heap_visit_fn fn, void *arg)
+{
+    for (uint32_t ai = 0; ai < REG.narenas; ai++) {
+        uintptr_t base = REG.arenas[ai].address;
+        if (!base)
+            continue;
+        for (uint32_t pi = 0; pi < REG.arenas[ai].ncarved; pi++) {
+            rc_pool *pool = (rc_pool *)(base + (uintptr_t)pi * RC_POOL_SIZE);
+            if (pool->magic != RC_POOL_MAGIC)
+                continue;
+            size_t head;
+            if (pool->kind == RC_KIND_GC)
+                head = sizeof(rc_gchead);
+            else if (pool->kind == RC_KIND_PLAIN)
+                head = 0;
+            else
+                continue;
+            size_t bsize = class_size(pool->szidx);
+            for (size_t off = RC_POOL_HEADER_SIZE; off < pool->nextoffset; off += bsize) {
+                rc_object *o = (rc_object *)((char *)pool + off + head);
+                if (o->ob_refcnt != RC_REFCNT_FREED)
+                    fn(o, arg);
+            }
+        }
+    }
+    if (!REG.large.next)
+        return;
+    for (rc_large *n = REG.large.next; n != &REG.large; n = n->next) {
+        if (n->kind != RC_KIND_GC && n->kind != RC_KIND_PLAIN)
+            continue;
+        char *block = (char *)(n + 1);
+        rc_object *o = (rc_object *)(block + (n->kind == RC_KIND_GC ? sizeof(rc_gchead) : 0));
+        if (o->ob_refcnt != RC_REFCNT_FREED)
+            fn(o, arg);
+    }
+}
