@@ -135,13 +135,30 @@ static size_t list_size(const rc_gchead *l)
     return n;
 }
 
+/* Objects per generation (0..2, 3 = permanent), kept exact by changing an
+ * object's generation bits only here. */
+static inline uint64_t *gen_count(unsigned gen)
+{
+    return gen < 3 ? &GC.generations[gen].nobjects : &GC.permanent.nobjects;
+}
+
+static inline void move_gen(rc_object *o, unsigned gen)
+{
+    unsigned old = _rc_gen(o);
+    if (old != gen) {
+        (*gen_count(old))--;
+        (*gen_count(gen))++;
+        _rc_set_gen(o, gen);
+    }
+}
+
 /* Set generation bits (and clear leftover collection flags) on a list that
  * is about to join generation `gen`. */
 static void list_set_gen(rc_gchead *l, unsigned gen)
 {
     for (rc_gchead *g = gnext(l); g != l; g = gnext(g)) {
         clear_collecting(g);
-        _rc_set_gen(FROM_GC(g), gen);
+        move_gen(FROM_GC(g), gen);
     }
 }
 
@@ -149,14 +166,6 @@ static void merge_into_gen(rc_gchead *from, int gen)
 {
     list_set_gen(from, (unsigned)gen);
     list_merge(from, GEN_HEAD(gen));
-}
-
-static int gen_of_head(const rc_gchead *head)
-{
-    for (int i = 0; i < 3; i++)
-        if (head == GEN_HEAD(i))
-            return i;
-    return 2;
 }
 
 /* ---- tracking ------------------------------------------------------------------- */
@@ -168,11 +177,13 @@ void _rc_gc_init(void)
         list_init(GEN_HEAD(i));
         GC.generations[i].threshold = thresholds[i];
         GC.generations[i].count = 0;
+        GC.generations[i].nobjects = 0;
         memset(&GC.stats[i], 0, sizeof GC.stats[i]);
     }
     list_init(PERM_HEAD);
     GC.permanent.threshold = 0;
     GC.permanent.count = 0;
+    GC.permanent.nobjects = 0;
     GC.enabled = 1;
     GC.debug = 0;
     GC.collecting = 0;
@@ -190,6 +201,7 @@ void _rc_gc_track(rc_object *o)
     list_append(g, GEN_HEAD(0));
     o->ob_info = (o->ob_info & ~RC_OBF_GEN_MASK) | RC_OBF_TRACKED;
     GC.tracked++;
+    GC.generations[0].nobjects++;
 }
 
 void _rc_gc_untrack(rc_object *o)
@@ -199,6 +211,7 @@ void _rc_gc_untrack(rc_object *o)
     g->gc_prev = 0;
     o->ob_info &= ~RC_OBF_TRACKED;
     GC.tracked--;
+    (*gen_count(_rc_gen(o)))--;
 }
 
 void _rc_gc_on_free(void)
@@ -410,7 +423,7 @@ static size_t handle_weakrefs(rc_gchead *unreachable, int old_gen)
         if (gnext(&wrcb_to_call) == g) {
             /* still alive */
             list_move(g, GEN_HEAD(old_gen));
-            _rc_set_gen(FROM_GC(g), (unsigned)old_gen);
+            move_gen(FROM_GC(g), (unsigned)old_gen);
         } else {
             num_freed++;
         }
@@ -470,7 +483,7 @@ static void delete_garbage(rc_gchead *collectable, int old_gen)
             /* still alive (held from outside the cycle now): it may die later */
             list_move(g, GEN_HEAD(old_gen));
             clear_collecting(g);
-            _rc_set_gen(o, (unsigned)old_gen);
+            move_gen(o, (unsigned)old_gen);
         }
     }
 }
@@ -578,6 +591,7 @@ static size_t collect(int generation, size_t *n_uncollectable)
 
     GC.phase = RC_PHASE_IDLE;
     GC.collecting = 0;
+    _rc_timeline_on_collect(generation);
     *n_uncollectable = n;
     return m;
 }
@@ -655,6 +669,8 @@ static void collect_generations(void)
 
 void _rc_gc_on_alloc(void)
 {
+    if (RC_UNLIKELY(--REG.trace.timeline_countdown <= 0))
+        _rc_timeline_tick();
     GC.generations[0].count++;
     if (GC.generations[0].count > (uint64_t)GC.generations[0].threshold && GC.enabled &&
         GC.generations[0].threshold && !GC.collecting && !REG.shutting_down)

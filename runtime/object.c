@@ -314,7 +314,10 @@ static bool call_with_resurrection(rc_object *o, void (*fn)(rc_object *), bool f
     return false;
 }
 
-static rc_object *quarantine[QUARANTINE];
+/* Quarantined blocks: the block start, with bit 0 set for a large block
+ * (recorded at free time: the object's type may be gone by the time the
+ * block leaves the quarantine). */
+static uintptr_t quarantine[QUARANTINE];
 static size_t quarantine_next;
 
 static void free_block(rc_object *o)
@@ -335,15 +338,13 @@ static void free_block(rc_object *o)
         if (gc)
             memset(block, 0xDF, sizeof(rc_gchead));
         /* Hold the block back so a later use finds the poison, not a new object. */
-        rc_object *old = quarantine[quarantine_next];
-        quarantine[quarantine_next] = o;
+        uintptr_t old = quarantine[quarantine_next];
+        quarantine[quarantine_next] = (uintptr_t)block | (large ? 1u : 0u);
         quarantine_next = (quarantine_next + 1) % QUARANTINE;
         if (!old)
             return;
-        o = old;
-        gc = _rc_is_gc(o);
-        large = (o->ob_info & RC_OBF_LARGE) != 0;
-        block = gc ? (void *)AS_GC(o) : (void *)o;
+        block = (void *)(old & ~(uintptr_t)1);
+        large = (old & 1u) != 0;
     }
     _rc_mem_free(block, large);
 }

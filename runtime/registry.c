@@ -3,6 +3,7 @@
  * the runtime's lifetime: init, shutdown, errors, roots, sites and types.
  */
 #include "internal.h"
+#include "builtins.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -303,6 +304,7 @@ void rc_shutdown(void)
     _rc_object_shutdown();
     _rc_weakref_shutdown();
     _rc_mem_release_all();
+    _rc_trace_shutdown();
     for (uint32_t i = 0; i < REG.nroots; i++)
         free((char *)REG.roots[i].name);
     free(REG.roots);
@@ -317,6 +319,7 @@ void rc_shutdown(void)
     free(REG.types);
     REG.types = NULL;
     REG.ntypes = REG.captypes = 0;
+    _rc_builtins_shutdown(); /* heap types of dead classes */
     /* Site ids live in the callers' static rc_site structs; keep the site
      * table so they stay valid if the runtime is initialised again. */
     REG.initialized = 0;

@@ -179,6 +179,8 @@ typedef struct rc_generation {
     int32_t threshold;
     int32_t reserved;
     uint64_t count;          /* allocations (gen 0) or collections of the younger gen */
+    uint64_t nobjects;       /* objects whose generation bits say this generation
+                                (during a collection some sit on working lists) */
 } rc_generation;
 
 /* gc.phase while collecting != 0 */
@@ -207,14 +209,75 @@ typedef struct rc_gc_state {
     uint64_t tracked;            /* objects in all generation lists */
 } rc_gc_state;
 
-/* ---- tracing (filled in by the tracer) ---------------------------------- */
+/* ---- tracing (trace.c, memstats.c) ---------------------------------------- */
+
+/*
+ * The tracer (tracemalloc) and the memory timeline. Everything a reader
+ * needs to show traces from a core:
+ *
+ *   - A live object is traced iff RC_OBF_TRACED is set in its ob_info; its
+ *     size is its block size (pool class size, or rc_large.size), the same
+ *     number the tracer added to `current`. So current == sum of the block
+ *     sizes of traced objects (outside the tracer's own functions).
+ *   - Its traceback: frame 0 is always its site (ob_info >> 8). If the
+ *     object is in the side table `objects`, frames 1.. are the return
+ *     addresses of its traceback entry; otherwise (nframes == 1, the
+ *     default, or traced before nframes was raised) it has frame 0 only.
+ *   - Side table lookup (open addressing, linear probing, no tombstones:
+ *     deletion shifts entries back):
+ *         i = ((addr >> 4) * 0x9E3779B97F4A7C15) >> (64 - log2(objects_cap))
+ *     then i + 1, i + 2 ... (mod objects_cap) until object == addr (found)
+ *     or object == 0 (not there). objects_cap is 0 or a power of two.
+ */
+
+/* An interned traceback: (site, deeper frames). */
+typedef struct rc_trace_traceback {
+    uint32_t site;               /* frame 0: site id (index in sites) */
+    uint32_t nframes;            /* deeper frames: frames[first .. first + nframes) */
+    uint64_t first;              /* index in rc_trace_state.frames */
+    uint64_t hash;               /* of (site, frames): the intern table's key */
+} rc_trace_traceback;
+
+/* A slot of the object -> traceback side table. */
+typedef struct rc_trace_object {
+    uintptr_t object;            /* the rc_object * of a traced object; 0: empty slot */
+    uint32_t traceback;          /* index in rc_trace_state.tracebacks */
+    uint32_t reserved;
+} rc_trace_object;
 
 typedef struct rc_trace_state {
-    uint32_t tracing;
-    uint32_t nframes;
-    uint64_t current;            /* traced bytes now */
-    uint64_t peak;
-    uint64_t reserved[8];
+    uint32_t tracing;            /* 1 while tracing (rc_trace_start .. rc_trace_stop) */
+    uint32_t nframes;            /* traceback limit: frames kept per traceback (1..65535) */
+    uint64_t current;            /* traced bytes now (sum of traced block sizes) */
+    uint64_t peak;               /* highest `current` since start / rc_trace_reset_peak */
+    uint64_t ntraced;            /* traced objects alive now */
+    uint64_t tracer_memory;      /* bytes of the tracer's own tables (get_tracemalloc_memory) */
+
+    /* Interned tracebacks (nframes > 1); kept until stop / clear_traces. */
+    rc_trace_traceback *tracebacks;  /* [ntracebacks]; a traceback id indexes it */
+    uint32_t ntracebacks, captracebacks;
+    uint64_t *frames;            /* frame pool: return addresses, most recent first */
+    uint64_t nframes_used, capframes;
+
+    /* Side table: traced object -> traceback id (nframes > 1; see above). */
+    rc_trace_object *objects;
+    uint64_t objects_cap;        /* slots: 0 or a power of two */
+    uint64_t objects_count;      /* slots in use (at most half of objects_cap) */
+
+    /* The memory timeline (memstats.c): a ring of rc_timeline_sample
+     * (<refscope/trace.h>, 104 bytes). NULL until the first sample. The
+     * samples in time order are timeline[(timeline_head - n + i) %
+     * timeline_capacity] for i in 0 .. n-1, n = min(timeline_total,
+     * timeline_capacity). */
+    rc_timeline_sample *timeline;
+    uint32_t timeline_capacity;  /* RC_TIMELINE_CAPACITY */
+    uint32_t timeline_head;      /* slot the next sample goes to */
+    uint64_t timeline_total;     /* samples ever taken */
+    int64_t timeline_countdown;  /* tracked allocations until the next sample; gc.c
+                                    calls _rc_timeline_tick when it drops to 0 */
+    uint32_t timeline_interval;  /* tracked allocations between samples; 0: none */
+    uint32_t timeline_flags;     /* 1: disabled (no samples at all); 2: set up (until the
+                                    first sample, interval 0 means the default, 10000) */
 } rc_trace_state;
 
 /* ---- the registry ------------------------------------------------------- */

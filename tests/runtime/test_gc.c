@@ -1169,3 +1169,39 @@ Test(gc, trashcan)
     cr_assert_eq(ouch_n, 6 * N);
     rc_decref(Ouch);
 }
+
+/* The registry's per-generation object counts follow objects as they are
+ * tracked, promoted, frozen and freed (readers and the timeline use them). */
+#include "registry.h"
+Test(gc, registry_generation_object_counts)
+{
+    rc_gc_collect(2);
+    uint64_t base0 = rc_debug_registry.gc.generations[0].nobjects;
+    uint64_t base1 = rc_debug_registry.gc.generations[1].nobjects;
+    uint64_t base2 = rc_debug_registry.gc.generations[2].nobjects;
+    cr_assert_eq(base0, 0);
+    rc_object *keep[5];
+    for (int i = 0; i < 5; i++)
+        keep[i] = rc_list_new();
+    cr_assert_eq(rc_debug_registry.gc.generations[0].nobjects, 5);
+    rc_gc_collect(0);
+    cr_assert_eq(rc_debug_registry.gc.generations[0].nobjects, 0);
+    cr_assert_eq(rc_debug_registry.gc.generations[1].nobjects, base1 + 5);
+    rc_gc_collect(1);
+    cr_assert_eq(rc_debug_registry.gc.generations[1].nobjects, 0);
+    cr_assert_eq(rc_debug_registry.gc.generations[2].nobjects, base1 + base2 + 5);
+    rc_gc_freeze();
+    cr_assert_eq(rc_debug_registry.gc.permanent.nobjects, rc_gc_get_freeze_count());
+    cr_assert_eq(rc_debug_registry.gc.generations[2].nobjects, 0);
+    rc_gc_unfreeze();
+    rc_decref(keep[0]);
+    rc_decref(keep[1]);
+    cr_assert_eq(rc_debug_registry.gc.generations[2].nobjects, base1 + base2 + 3);
+    cr_assert_eq(rc_debug_registry.gc.permanent.nobjects, 0);
+    for (int i = 2; i < 5; i++)
+        rc_decref(keep[i]);
+    cr_assert_eq(rc_debug_registry.gc.tracked,
+                 rc_debug_registry.gc.generations[0].nobjects +
+                     rc_debug_registry.gc.generations[1].nobjects +
+                     rc_debug_registry.gc.generations[2].nobjects);
+}
