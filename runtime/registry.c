@@ -200,11 +200,15 @@ uint32_t _rc_intern_site(rc_site *site)
         if (site_equal(&REG.sites[id], site->file, site->func, site->line))
             return site->id = id;
     }
+    if (REG.nsites == 0)
+        REG.nsites = 1; /* id 0 means "unknown site": sites[0] stays empty */
     if (REG.nsites >= (1u << 24) - 1)
         return 0; /* site ids are 24 bits; beyond that objects say "unknown" */
-    if (REG.nsites == REG.capsites) {
+    if (REG.nsites >= REG.capsites) {
         uint32_t cap = REG.capsites ? REG.capsites * 2 : 256;
         REG.sites = _rc_xrealloc(REG.sites, cap * sizeof *REG.sites);
+        if (REG.capsites == 0)
+            REG.sites[0] = (rc_site_entry){NULL, NULL, 0, 0};
         REG.capsites = cap;
     }
     uint32_t id = REG.nsites++;

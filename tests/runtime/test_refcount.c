@@ -354,3 +354,12 @@ Test(refcount, sizeof_list_grows_with_appends)
     cr_assert_geq(rc_sizeof(x), sizeof(rc_object));
     rc_decref(x);
 }
+
+/* Site id 0 means "unknown": the very first object the runtime makes (the
+ * garbage list, at rc_init) still gets a real site. */
+Test(refcount, first_object_has_a_site)
+{
+    char buf[256];
+    rc_describe(rc_gc_garbage(), buf, sizeof buf);
+    cr_assert_not_null(strstr(buf, "(registry.c:"), "got %s", buf);
+}
