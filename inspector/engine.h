@@ -43,7 +43,9 @@ typedef struct rs_heap rs_heap;
 typedef void (*rs_progress_fn)(void *ctx, const char *phase, uint64_t done, uint64_t total);
 
 /* Create an engine over memory; `registry` is the address of
- * rc_debug_registry. Nothing is read until rs_heap_load. */
+ * rc_debug_registry. Nothing is read until rs_heap_load. The memory must
+ * stay readable until rs_heap_free: reports read a few strings lazily
+ * (dict keys, closure cell names, instance names). */
 rs_heap *rs_heap_new(rs_memory mem, uint64_t registry, rs_error *err);
 void rs_heap_free(rs_heap *h);
 void rs_free(void *p);
@@ -60,6 +62,11 @@ enum rs_root_kind {
     RS_ROOT_REGISTER = 5,   /* a register of a thread */
     RS_ROOT_OTHER = 6,
 };
+/* Registered roots, C globals and "other" roots own a reference. Stack
+ * words, registers and locals only may (a C local often holds a borrowed
+ * pointer, or a stale one after its decref): in refcount reconciliation
+ * they explain only what heap references and owning roots leave over, and
+ * `path` prefers owning roots. Roots with the same slot count once. */
 int rs_heap_add_root(rs_heap *h, int kind, const char *label, uint64_t slot, uint64_t value);
 
 /* Name code addresses (closure functions, traceback frames): the front end

@@ -1,0 +1,1070 @@
+/*
+ * graph.c -- the analyses over the object graph.
+ *
+ *   rs_gc_analyze     what rc_gc_collect(2) would do now, step by step as
+ *                     runtime/gc.c does it (see the comment there): the
+ *                     candidates, gc_refs, the reachable closure, the legacy
+ *                     finalizer closure, then what clearing the collectable
+ *                     objects frees by refcount (the cascade); the result is
+ *                     grouped by strongly connected component (iterative
+ *                     Tarjan) into "cycles" with what hangs off them
+ *   rs_unexplained    refcount reconciliation: refcount - (heap edges +
+ *                     roots + stack slots) for every object
+ *   rs_dominators     the dominator tree over a super root (semi-NCA: the
+ *                     semidominators of Lengauer-Tarjan with iterative path
+ *                     compression, then nearest common ancestors), retained
+ *                     sizes bottom-up
+ *   rs_shortest_path  BFS from the roots
+ *
+ * Node numbering for dominators and paths (engine_int.h): objects first,
+ * then one node per root, the "unexplained references" pseudo root, the
+ * super root. Nothing here recurses: every traversal keeps its own stack.
+ */
+#include "engine_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- reconciliation ------------------------------------------------------------ */
+
+const uint32_t *rs_rootrefs(rs_heap *h)
+{
+    if (h->rootref)
+        return h->rootref;
+    h->rootref = rs_xcalloc(h->nobj ? h->nobj : 1, sizeof *h->rootref);
+    h->stackref = rs_xcalloc(h->nobj ? h->nobj : 1, sizeof *h->stackref);
+    for (size_t r = 0; r < h->nroots; r++) {
+        const rs_root *R = &h->roots[r];
+        if (!R->counted || R->obj == RS_NONE)
+            continue;
+        if (rs_root_owns(R->kind))
+            h->rootref[R->obj]++;
+        else
+            h->stackref[R->obj]++;
+    }
+    return h->rootref;
+}
+
+const uint32_t *rs_stackrefs(rs_heap *h)
+{
+    rs_rootrefs(h);
+    return h->stackref;
+}
+
+bool rs_root_holds(rs_heap *h, size_t r)
+{
+    const rs_root *R = &h->roots[r];
+    if (!R->counted || R->obj == RS_NONE)
+        return false;
+    if (rs_root_owns(R->kind))
+        return true;
+    uint32_t o = R->obj;
+    if (h->refcnt[o] >= 0x80000000u)
+        return true; /* corrupt count: assume the slot may hold it */
+    int64_t excess = (int64_t)h->refcnt[o] - (int64_t)rs_indeg(h, o) - (int64_t)rs_rootrefs(h)[o];
+    return excess > 0;
+}
+
+const int32_t *rs_unexplained(rs_heap *h)
+{
+    if (h->unexplained)
+        return h->unexplained;
+    const uint32_t *rr = rs_rootrefs(h);
+    const uint32_t *sr = rs_stackrefs(h);
+    h->unexplained = rs_xmalloc((h->nobj ? h->nobj : 1) * sizeof *h->unexplained);
+    for (size_t i = 0; i < h->nobj; i++) {
+        int64_t rc = h->refcnt[i];
+        if (rc >= 0x80000000ll) { /* corrupt: `check` says so; no leak finding */
+            h->unexplained[i] = 0;
+            continue;
+        }
+        int64_t d = rc - (int64_t)rs_indeg(h, (uint32_t)i) - (int64_t)rr[i];
+        if (d > 0)
+            d -= d < (int64_t)sr[i] ? d : (int64_t)sr[i];
+        if (d > INT32_MAX)
+            d = INT32_MAX;
+        if (d < INT32_MIN)
+            d = INT32_MIN;
+        h->unexplained[i] = (int32_t)d;
+    }
+    return h->unexplained;
+}
+
+/* ---- the collector's unreachable set ---------------------------------------------- */
+
+/* Candidates of collect(2): objects on the lists of generations 0..2, i.e.
+ * tracked, of a collected type, generation bits 0..2 (not the permanent
+ * generation). */
+static inline bool is_candidate(const rs_heap *h, uint32_t i)
+{
+    return (h->info[i] & RC_OBF_TRACKED) && (h->info[i] & RC_OBF_GEN_MASK) != RC_GEN_PERMANENT &&
+           rs_obj_type(h, i)->gc;
+}
+
+enum { CAND = 0x80 }; /* temporary bit in state[] */
+
+typedef struct comp_info {
+    uint32_t first;   /* index into comp_members */
+    uint32_t n;
+    bool cycle;
+} comp_info;
+
+static int group_cmp(const void *a, const void *b)
+{
+    const rs_group *x = a, *y = b;
+    if (x->uncollectable != y->uncollectable)
+        return x->uncollectable ? 1 : -1;
+    uint64_t bx = x->bytes + x->hang_bytes, by = y->bytes + y->hang_bytes;
+    if (bx != by)
+        return bx > by ? -1 : 1;
+    uint32_t mx = x->nmembers ? x->members[0] : 0, my = y->nmembers ? y->members[0] : 0;
+    return mx < my ? -1 : mx > my;
+}
+
+/*
+ * Tarjan's SCC algorithm, iterative, over the objects with in_set[v] set
+ * (edges leaving the set are ignored). Components come out in reverse
+ * topological order: comp_of[v] numbers them in that order. Returns the
+ * number of components; members are listed in comp_members, component c
+ * at comps[c].
+ */
+static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
+                     comp_info **comps_ret, uint32_t **members_ret)
+{
+    size_t n = h->nobj;
+    uint32_t *index = rs_xcalloc(n ? n : 1, sizeof *index);
+    uint32_t *low = rs_xmalloc((n ? n : 1) * sizeof *low);
+    uint32_t *stack = rs_xmalloc((n ? n : 1) * sizeof *stack);
+    uint32_t *cs_v = rs_xmalloc((n ? n : 1) * sizeof *cs_v);
+    uint32_t *cs_e = rs_xmalloc((n ? n : 1) * sizeof *cs_e);
+    uint32_t *members = rs_xmalloc((n ? n : 1) * sizeof *members);
+    comp_info *comps = NULL;
+    size_t ncomps = 0, capcomps = 0, nmem = 0;
+    size_t sp = 0, csp = 0;
+    uint32_t counter = 0;
+    for (size_t i = 0; i < n; i++)
+        comp_of[i] = RS_NONE;
+
+    for (size_t r = 0; r < n; r++) {
+        if (!in_set[r] || index[r])
+            continue;
+        index[r] = low[r] = ++counter;
+        stack[sp++] = (uint32_t)r;
+        cs_v[csp] = (uint32_t)r;
+        cs_e[csp++] = h->out_off[r];
+        while (csp) {
+            uint32_t v = cs_v[csp - 1];
+            if (cs_e[csp - 1] < h->out_off[v + 1]) {
+                uint32_t w = h->out_dst[cs_e[csp - 1]++];
+                if (!in_set[w])
+                    continue;
+                if (!index[w]) {
+                    index[w] = low[w] = ++counter;
+                    stack[sp++] = w;
+                    cs_v[csp] = w;
+                    cs_e[csp++] = h->out_off[w];
+                } else if (comp_of[w] == RS_NONE && index[w] < low[v]) {
+                    low[v] = index[w]; /* w is on the stack */
+                }
+                continue;
+            }
+            csp--;
+            if (low[v] == index[v]) {
+                rs_grow(&comps, &capcomps, ncomps + 1, sizeof *comps);
+                comp_info *c = &comps[ncomps];
+                c->first = (uint32_t)nmem;
+                c->n = 0;
+                c->cycle = false;
+                uint32_t w;
+                do {
+                    w = stack[--sp];
+                    comp_of[w] = (uint32_t)ncomps;
+                    members[nmem++] = w;
+                    c->n++;
+                } while (w != v);
+                if (c->n > 1) {
+                    c->cycle = true;
+                } else {
+                    for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++)
+                        if (h->out_dst[e] == v)
+                            c->cycle = true;
+                }
+                ncomps++;
+            }
+            if (csp) {
+                uint32_t u = cs_v[csp - 1];
+                if (low[v] < low[u])
+                    low[u] = low[v];
+            }
+        }
+    }
+    free(index);
+    free(low);
+    free(stack);
+    free(cs_v);
+    free(cs_e);
+    *comps_ret = comps;
+    *members_ret = members;
+    return ncomps;
+}
+
+const rs_gc_result *rs_gc_analyze(rs_heap *h)
+{
+    if (h->gc)
+        return h->gc;
+    size_t n = h->nobj;
+    rs_gc_result *R = rs_xcalloc(1, sizeof *R);
+    uint8_t *state = rs_xcalloc(n ? n : 1, 1);
+    uint32_t *refs = rs_xcalloc(n ? n : 1, sizeof *refs);
+    uint32_t *queue = rs_xmalloc((n ? n : 1) * sizeof *queue);
+
+    /* update_refs: gc_refs = refcount (0 is treated as 1, as gc.c does) */
+    for (size_t i = 0; i < n; i++) {
+        if (!is_candidate(h, (uint32_t)i))
+            continue;
+        state[i] = CAND;
+        refs[i] = h->refcnt[i] ? h->refcnt[i] : 1;
+        R->n_candidates++;
+    }
+    /* subtract_refs: references from candidates to candidates */
+    for (size_t i = 0; i < n; i++) {
+        if (!(state[i] & CAND))
+            continue;
+        for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if ((state[d] & CAND) && refs[d] > 0)
+                refs[d]--;
+        }
+    }
+    /* move_unreachable: what gc_refs > 0 reaches, through candidates, lives */
+    size_t qh = 0, qt = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((state[i] & CAND) && refs[i] > 0) {
+            state[i] = CAND | RS_GC_REACHABLE;
+            queue[qt++] = (uint32_t)i;
+        }
+    }
+    while (qh < qt) {
+        uint32_t v = queue[qh++];
+        for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if (state[d] == CAND) {
+                state[d] = CAND | RS_GC_REACHABLE;
+                queue[qt++] = d;
+            }
+        }
+    }
+    /* move_legacy_finalizers + move_legacy_finalizer_reachable */
+    qh = qt = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (state[i] == CAND && rs_obj_type(h, (uint32_t)i)->legacy_del) {
+            state[i] = CAND | RS_GC_LEGACY;
+            queue[qt++] = (uint32_t)i;
+        }
+    }
+    while (qh < qt) {
+        uint32_t v = queue[qh++];
+        for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if (state[d] == CAND) {
+                state[d] = CAND | RS_GC_LEGACY;
+                queue[qt++] = d;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (state[i] == CAND)
+            state[i] = CAND | RS_GC_COLLECTABLE;
+        if ((state[i] & 0x7f) == RS_GC_COLLECTABLE) {
+            R->n_collectable++;
+            R->b_collectable += h->bytes[i];
+        } else if ((state[i] & 0x7f) == RS_GC_LEGACY) {
+            R->n_legacy++;
+            R->b_legacy += h->bytes[i];
+        }
+    }
+
+    /* groups: strongly connected components of the unreachable set */
+    uint8_t *in_u = rs_xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned s = state[i] & 0x7f;
+        in_u[i] = s == RS_GC_COLLECTABLE || s == RS_GC_LEGACY;
+    }
+    uint32_t *comp_of = rs_xmalloc((n ? n : 1) * sizeof *comp_of);
+    comp_info *comps = NULL;
+    uint32_t *cmem = NULL;
+    size_t ncomps = tarjan(h, in_u, comp_of, &comps, &cmem);
+
+    uint32_t *group = rs_xmalloc((n ? n : 1) * sizeof *group);
+    uint8_t *role = rs_xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++)
+        group[i] = RS_NONE;
+    size_t ngroups = 0;
+    /* topological order = reverse of Tarjan's */
+    for (size_t c = ncomps; c-- > 0;) {
+        const comp_info *ci = &comps[c];
+        uint32_t v0 = cmem[ci->first];
+        unsigned cls = state[v0] & 0x7f;
+        uint32_t g = RS_NONE;
+        if (!ci->cycle) {
+            for (uint32_t k = h->in_off[v0]; k < h->in_off[v0 + 1] && g == RS_NONE; k++) {
+                uint32_t p = h->in_src[k];
+                if (in_u[p] && group[p] != RS_NONE && (state[p] & 0x7f) == cls)
+                    g = group[p];
+            }
+        }
+        bool hang = g != RS_NONE;
+        if (g == RS_NONE)
+            g = (uint32_t)ngroups++;
+        for (uint32_t k = 0; k < ci->n; k++) {
+            uint32_t v = cmem[ci->first + k];
+            group[v] = g;
+            role[v] = hang ? 2 : 1;
+        }
+    }
+    free(comps);
+    free(cmem);
+    free(comp_of);
+
+    /*
+     * The cascade: what clearing the collectable set frees by refcount.
+     * gc.c clears the collectable objects (delete_garbage) *before* it
+     * counts what is left of the legacy set, as CPython does: an object set
+     * aside for its legacy finalizer that only collectable garbage held is
+     * freed then too (its finalizer runs in its deallocation), and is not
+     * uncollectable after all. Survivors of the collection die the same
+     * way when garbage held their last references (through a frozen or an
+     * untracked object, say). So the cascade takes any object outside the
+     * collectable set whose references all come from freed objects.
+     */
+    uint32_t *cnt = refs; /* gc_refs are no longer needed: count freed referrers */
+    memset(cnt, 0, (n ? n : 1) * sizeof *cnt);
+    qh = qt = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((state[i] & 0x7f) == RS_GC_COLLECTABLE)
+            queue[qt++] = (uint32_t)i;
+    while (qh < qt) {
+        uint32_t v = queue[qh++];
+        for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if (state[d] == (CAND | RS_GC_COLLECTABLE) || state[d] == RS_GC_CASCADE)
+                continue; /* freed already */
+            if (++cnt[d] == h->refcnt[d]) {
+                if (state[d] == (CAND | RS_GC_LEGACY)) {
+                    R->n_legacy--;
+                    R->b_legacy -= h->bytes[d];
+                }
+                state[d] = RS_GC_CASCADE;
+                group[d] = group[v];
+                role[d] = 2;
+                queue[qt++] = d;
+                R->n_cascade++;
+                R->b_cascade += h->bytes[d];
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        state[i] &= 0x7f;
+    free(refs);
+    free(queue);
+    free(in_u);
+
+    /* A group whose members all went with the cascade keeps what hangs off
+     * it as members; an empty group goes. */
+    uint32_t *nmem = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nmem);
+    uint32_t *nhang = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nhang);
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] == RS_NONE)
+            continue;
+        if (role[i] == 1)
+            nmem[group[i]]++;
+        else
+            nhang[group[i]]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (group[i] != RS_NONE && role[i] == 2 && !nmem[group[i]] && state[i] != RS_GC_CASCADE)
+            role[i] = 1;
+    uint32_t *keep = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *keep);
+    size_t nkeep = 0;
+    for (size_t g = 0; g < ngroups; g++)
+        keep[g] = nmem[g] || nhang[g] ? (uint32_t)nkeep++ : RS_NONE;
+    for (size_t i = 0; i < n; i++)
+        if (group[i] != RS_NONE)
+            group[i] = keep[group[i]];
+    ngroups = nkeep;
+    free(keep);
+    free(nmem);
+    free(nhang);
+
+    /* fill the groups (members and hanging objects in address order) */
+    rs_group *groups = rs_xcalloc(ngroups ? ngroups : 1, sizeof *groups);
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] == RS_NONE)
+            continue;
+        rs_group *G = &groups[group[i]];
+        if (role[i] == 1) {
+            G->nmembers++;
+            G->bytes += h->bytes[i];
+            if (state[i] == RS_GC_LEGACY)
+                G->uncollectable = true;
+        } else {
+            G->nhang++;
+            G->hang_bytes += h->bytes[i];
+        }
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        groups[g].members = rs_xmalloc((groups[g].nmembers ? groups[g].nmembers : 1) * 4);
+        groups[g].hang = rs_xmalloc((groups[g].nhang ? groups[g].nhang : 1) * 4);
+        groups[g].nmembers = groups[g].nhang = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (group[i] == RS_NONE)
+            continue;
+        rs_group *G = &groups[group[i]];
+        if (role[i] == 1)
+            G->members[G->nmembers++] = (uint32_t)i;
+        else
+            G->hang[G->nhang++] = (uint32_t)i;
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        rs_group *G = &groups[g];
+        G->is_cycle = G->nmembers > 1;
+        if (G->nmembers == 1) {
+            uint32_t v = G->members[0];
+            for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++)
+                if (h->out_dst[e] == v)
+                    G->is_cycle = true;
+        }
+        G->id = (uint32_t)g; /* old index, for the renumbering below */
+    }
+    qsort(groups, ngroups, sizeof *groups, group_cmp);
+    uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
+    for (size_t g = 0; g < ngroups; g++) {
+        renum[groups[g].id] = (uint32_t)g;
+        groups[g].id = (uint32_t)g + 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (group[i] != RS_NONE)
+            group[i] = renum[group[i]];
+    free(renum);
+
+    R->state = state;
+    R->group = group;
+    R->role = role;
+    R->groups = groups;
+    R->ngroups = ngroups;
+    h->gc = R;
+    return R;
+}
+
+/* ---- the shortest cycle through a component's first member ---------------------------- */
+
+static size_t member_pos(const uint32_t *members, size_t n, uint32_t v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (members[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && members[lo] == v ? lo : SIZE_MAX;
+}
+
+uint32_t *rs_cycle_path(const rs_heap *h, const uint32_t *members, size_t nmembers, size_t *n)
+{
+    *n = 0;
+    if (!nmembers)
+        return NULL;
+    uint32_t start = members[0];
+    uint32_t *pedge = rs_xmalloc(nmembers * sizeof *pedge); /* edge that reached it */
+    uint32_t *ppos = rs_xmalloc(nmembers * sizeof *ppos);   /* from which member */
+    uint32_t *dist = rs_xmalloc(nmembers * sizeof *dist);
+    uint32_t *queue = rs_xmalloc(nmembers * sizeof *queue);
+    uint8_t *seen = rs_xcalloc(nmembers, 1);
+    size_t qh = 0, qt = 0;
+    queue[qt++] = 0;
+    seen[0] = 1;
+    dist[0] = 0;
+    uint32_t closing = RS_NONE, closing_from = 0;
+    while (qh < qt && closing == RS_NONE) {
+        uint32_t vp = queue[qh++];
+        uint32_t v = members[vp];
+        for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if (d == start) {
+                closing = e;
+                closing_from = vp;
+                break;
+            }
+            size_t dp = member_pos(members, nmembers, d);
+            if (dp == SIZE_MAX || seen[dp])
+                continue;
+            seen[dp] = 1;
+            pedge[dp] = e;
+            ppos[dp] = vp;
+            dist[dp] = dist[vp] + 1;
+            queue[qt++] = (uint32_t)dp;
+        }
+    }
+    uint32_t *path = NULL;
+    if (closing != RS_NONE) {
+        size_t len = (size_t)dist[closing_from] + 1;
+        path = rs_xmalloc(len * sizeof *path);
+        size_t k = len;
+        path[--k] = closing;
+        for (uint32_t p = closing_from; p != 0 && k > 0; p = ppos[p])
+            path[--k] = pedge[p];
+        *n = len;
+    }
+    free(pedge);
+    free(ppos);
+    free(dist);
+    free(queue);
+    free(seen);
+    return path;
+}
+
+/* ---- dominators ------------------------------------------------------------------------- */
+
+/*
+ * A graph for the dominator computation: the objects (their CSR edges) plus
+ * nx extra nodes numbered n .. n+nx-1 with their own successor lists
+ * (xs_off/xs_dst, which may point at objects or extra nodes). The root is
+ * extra node `root`.
+ */
+typedef struct dom_graph {
+    const rs_heap *h;
+    uint32_t n, nx, root;
+    const uint32_t *xs_off, *xs_dst;
+    /* predecessors that are extra nodes: of objects (sorted pairs) and of
+     * extra nodes (CSR) */
+    uint32_t *xp_obj, *xp_node;
+    size_t nxp;
+    uint8_t *has_xp;
+    uint32_t *xpx_off, *xpx_src;
+} dom_graph;
+
+typedef struct pair32 {
+    uint32_t a, b;
+} pair32;
+
+static int pair_cmp(const void *x, const void *y)
+{
+    const pair32 *p = x, *q = y;
+    if (p->a != q->a)
+        return p->a < q->a ? -1 : 1;
+    return p->b < q->b ? -1 : p->b > q->b;
+}
+
+static void dom_graph_init(dom_graph *G)
+{
+    uint32_t n = G->n, nx = G->nx;
+    size_t ne = G->xs_off[nx];
+    pair32 *pairs = rs_xmalloc((ne ? ne : 1) * sizeof *pairs);
+    size_t np = 0;
+    G->xpx_off = rs_xcalloc(nx + 1, sizeof *G->xpx_off);
+    for (uint32_t x = 0; x < nx; x++) {
+        for (uint32_t k = G->xs_off[x]; k < G->xs_off[x + 1]; k++) {
+            uint32_t d = G->xs_dst[k];
+            if (d < n)
+                pairs[np++] = (pair32){d, n + x};
+            else
+                G->xpx_off[d - n]++;
+        }
+    }
+    qsort(pairs, np, sizeof *pairs, pair_cmp);
+    G->nxp = np;
+    G->xp_obj = rs_xmalloc((np ? np : 1) * sizeof *G->xp_obj);
+    G->xp_node = rs_xmalloc((np ? np : 1) * sizeof *G->xp_node);
+    G->has_xp = rs_xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < np; i++) {
+        G->xp_obj[i] = pairs[i].a;
+        G->xp_node[i] = pairs[i].b;
+        G->has_xp[pairs[i].a] = 1;
+    }
+    free(pairs);
+    uint32_t acc = 0;
+    for (uint32_t x = 0; x < nx; x++) {
+        uint32_t c = G->xpx_off[x];
+        G->xpx_off[x] = acc;
+        acc += c;
+    }
+    G->xpx_off[nx] = acc;
+    G->xpx_src = rs_xmalloc((acc ? acc : 1) * sizeof *G->xpx_src);
+    uint32_t *fill = rs_xmalloc((nx ? nx : 1) * sizeof *fill);
+    for (uint32_t x = 0; x < nx; x++)
+        fill[x] = G->xpx_off[x];
+    for (uint32_t x = 0; x < nx; x++)
+        for (uint32_t k = G->xs_off[x]; k < G->xs_off[x + 1]; k++)
+            if (G->xs_dst[k] >= n)
+                G->xpx_src[fill[G->xs_dst[k] - n]++] = n + x;
+    free(fill);
+}
+
+static void dom_graph_free(dom_graph *G)
+{
+    free(G->xp_obj);
+    free(G->xp_node);
+    free(G->has_xp);
+    free(G->xpx_off);
+    free(G->xpx_src);
+}
+
+/* Successor ranges: objects use the heap's CSR, extra nodes their own. */
+static inline void succ_range(const dom_graph *G, uint32_t v, const uint32_t **arr, uint32_t *a,
+                              uint32_t *b)
+{
+    if (v < G->n) {
+        *arr = G->h->out_dst;
+        *a = G->h->out_off[v];
+        *b = G->h->out_off[v + 1];
+    } else {
+        *arr = G->xs_dst;
+        *a = G->xs_off[v - G->n];
+        *b = G->xs_off[v - G->n + 1];
+    }
+}
+
+typedef struct dom_out {
+    uint32_t *idom;     /* node space; RS_NONE unreachable; root: itself */
+    uint64_t *retained;
+    uint32_t *rcount;
+    uint32_t *order;    /* preorder of the DFS (node ids), norder of them */
+    uint32_t norder;
+} dom_out;
+
+/*
+ * Semi-NCA. Numbers are DFS preorder numbers, 1-based; 0 means "not
+ * reached". semi/label/anc are indexed by number; eval() compresses the
+ * ancestor paths of the link-eval forest iteratively.
+ */
+static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
+{
+    const rs_heap *h = G->h;
+    uint32_t V = G->n + G->nx;
+    uint32_t *pre = rs_xcalloc(V, sizeof *pre);
+    uint32_t *vert = rs_xmalloc(((size_t)V + 1) * sizeof *vert);
+    uint32_t *parent = rs_xmalloc(((size_t)V + 1) * sizeof *parent);
+    uint32_t *semi = rs_xmalloc(((size_t)V + 1) * sizeof *semi);
+    uint32_t N = 0;
+
+    /* iterative DFS */
+    {
+        uint32_t *sv = rs_xmalloc((size_t)V * sizeof *sv);
+        uint32_t *se = rs_xmalloc((size_t)V * sizeof *se);
+        size_t sp = 0;
+        pre[G->root] = ++N;
+        vert[N] = G->root;
+        parent[N] = 0;
+        sv[sp] = G->root;
+        {
+            const uint32_t *arr;
+            uint32_t a, b;
+            succ_range(G, G->root, &arr, &a, &b);
+            se[sp++] = a;
+        }
+        while (sp) {
+            uint32_t v = sv[sp - 1];
+            const uint32_t *arr;
+            uint32_t a, b;
+            succ_range(G, v, &arr, &a, &b);
+            if (se[sp - 1] >= b) {
+                sp--;
+                continue;
+            }
+            uint32_t w = arr[se[sp - 1]++];
+            if (pre[w])
+                continue;
+            pre[w] = ++N;
+            vert[N] = w;
+            parent[N] = pre[v];
+            succ_range(G, w, &arr, &a, &b);
+            sv[sp] = w;
+            se[sp++] = a;
+        }
+        free(sv);
+        free(se);
+    }
+
+    uint32_t *label = rs_xmalloc(((size_t)N + 1) * sizeof *label);
+    uint32_t *anc = rs_xcalloc((size_t)N + 1, sizeof *anc);
+    uint32_t *stack = rs_xmalloc(((size_t)N + 1) * sizeof *stack);
+    for (uint32_t i = 1; i <= N; i++) {
+        semi[i] = i;
+        label[i] = i;
+    }
+#define EVAL(v0, res)                                                                          \
+    do {                                                                                       \
+        uint32_t v_ = (v0);                                                                    \
+        if (!anc[v_]) {                                                                        \
+            (res) = v_;                                                                        \
+            break;                                                                             \
+        }                                                                                      \
+        size_t sp_ = 0;                                                                        \
+        uint32_t x_ = v_;                                                                      \
+        while (anc[anc[x_]]) {                                                                 \
+            stack[sp_++] = x_;                                                                 \
+            x_ = anc[x_];                                                                      \
+        }                                                                                      \
+        while (sp_) {                                                                          \
+            x_ = stack[--sp_];                                                                 \
+            uint32_t a_ = anc[x_];                                                             \
+            if (semi[label[a_]] < semi[label[x_]])                                             \
+                label[x_] = label[a_];                                                         \
+            anc[x_] = anc[a_];                                                                 \
+        }                                                                                      \
+        (res) = label[v_];                                                                     \
+    } while (0)
+
+    for (uint32_t i = N; i >= 2; i--) {
+        uint32_t w = vert[i];
+        uint32_t s = semi[i];
+        if (w < G->n) {
+            for (uint32_t k = h->in_off[w]; k < h->in_off[w + 1]; k++) {
+                uint32_t pv = pre[h->in_src[k]];
+                if (!pv)
+                    continue;
+                uint32_t u;
+                EVAL(pv, u);
+                if (semi[u] < s)
+                    s = semi[u];
+            }
+            if (G->has_xp[w]) {
+                size_t lo = 0, hi = G->nxp;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (G->xp_obj[mid] < w)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                for (; lo < G->nxp && G->xp_obj[lo] == w; lo++) {
+                    uint32_t pv = pre[G->xp_node[lo]];
+                    if (!pv)
+                        continue;
+                    uint32_t u;
+                    EVAL(pv, u);
+                    if (semi[u] < s)
+                        s = semi[u];
+                }
+            }
+        } else {
+            uint32_t x = w - G->n;
+            for (uint32_t k = G->xpx_off[x]; k < G->xpx_off[x + 1]; k++) {
+                uint32_t pv = pre[G->xpx_src[k]];
+                if (!pv)
+                    continue;
+                uint32_t u;
+                EVAL(pv, u);
+                if (semi[u] < s)
+                    s = semi[u];
+            }
+        }
+        semi[i] = s;
+        anc[i] = parent[i]; /* link */
+    }
+#undef EVAL
+    free(label);
+    free(anc);
+    free(stack);
+
+    /* NCA: idom(i) is the nearest ancestor of parent(i) not above semi(i) */
+    uint32_t *idn = rs_xmalloc(((size_t)N + 1) * sizeof *idn);
+    idn[1] = 1;
+    for (uint32_t i = 2; i <= N; i++) {
+        uint32_t j = parent[i];
+        while (j > semi[i])
+            j = idn[j];
+        idn[i] = j;
+    }
+    free(semi);
+    free(parent);
+
+    uint64_t *ret = rs_xcalloc((size_t)N + 1, sizeof *ret);
+    uint32_t *cnt = rs_xcalloc((size_t)N + 1, sizeof *cnt);
+    for (uint32_t i = 1; i <= N; i++) {
+        uint32_t v = vert[i];
+        if (v < G->n) {
+            ret[i] = h->bytes[v];
+            cnt[i] = 1;
+        }
+    }
+    for (uint32_t i = N; i >= 2; i--) {
+        ret[idn[i]] += ret[i];
+        cnt[idn[i]] += cnt[i];
+    }
+
+    out->idom = rs_xmalloc((size_t)V * sizeof *out->idom);
+    out->retained = rs_xcalloc(V, sizeof *out->retained);
+    out->rcount = rs_xcalloc(V, sizeof *out->rcount);
+    for (uint32_t v = 0; v < V; v++) {
+        uint32_t p = pre[v];
+        if (!p) {
+            out->idom[v] = RS_NONE;
+            continue;
+        }
+        out->idom[v] = vert[idn[p]];
+        out->retained[v] = ret[p];
+        out->rcount[v] = cnt[p];
+    }
+    if (want_order) {
+        out->order = rs_xmalloc(((size_t)N + 1) * sizeof *out->order);
+        for (uint32_t i = 1; i <= N; i++)
+            out->order[i - 1] = vert[i];
+        out->norder = N;
+    } else {
+        out->order = NULL;
+        out->norder = 0;
+    }
+    free(ret);
+    free(cnt);
+    free(idn);
+    free(pre);
+    free(vert);
+}
+
+const rs_dom_result *rs_dominators(rs_heap *h)
+{
+    if (h->dom)
+        return h->dom;
+    const int32_t *unx = rs_unexplained(h);
+    uint32_t n = (uint32_t)h->nobj;
+    uint32_t nr = (uint32_t)h->nroots;
+    uint32_t nx = nr + 2; /* roots, unexplained, super */
+    size_t nunx = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (unx[i] > 0)
+            nunx++;
+    uint32_t *xs_off = rs_xmalloc(((size_t)nx + 1) * sizeof *xs_off);
+    uint32_t *xs_dst = rs_xmalloc((nr + nunx + nr + 1 + 1) * sizeof *xs_dst);
+    size_t k = 0;
+    for (uint32_t r = 0; r < nr; r++) {
+        xs_off[r] = (uint32_t)k;
+        if (rs_root_holds(h, r))
+            xs_dst[k++] = h->roots[r].obj;
+    }
+    xs_off[nr] = (uint32_t)k;
+    for (uint32_t i = 0; i < n; i++)
+        if (unx[i] > 0)
+            xs_dst[k++] = i;
+    xs_off[nr + 1] = (uint32_t)k;
+    for (uint32_t r = 0; r < nr; r++)
+        if (rs_root_holds(h, r))
+            xs_dst[k++] = n + r;
+    xs_dst[k++] = n + nr; /* the unexplained pseudo root, last */
+    xs_off[nr + 2] = (uint32_t)k;
+
+    dom_graph G = {.h = h, .n = n, .nx = nx, .root = n + nr + 1, .xs_off = xs_off,
+                   .xs_dst = xs_dst};
+    dom_graph_init(&G);
+    dom_out out;
+    dom_compute(&G, &out, false);
+    dom_graph_free(&G);
+    free(xs_off);
+    free(xs_dst);
+
+    rs_dom_result *D = rs_xcalloc(1, sizeof *D);
+    D->nnodes = n + nx;
+    D->idom = out.idom;
+    D->retained = out.retained;
+    D->rcount = out.rcount;
+    D->reach_objects = out.rcount[n + nr + 1];
+    D->reach_bytes = out.retained[n + nr + 1];
+    h->dom = D;
+    return D;
+}
+
+/* The subtree of `top` in a dominator tree given by idom over V nodes,
+ * objects only, top first. */
+static uint32_t *dom_subtree(const rs_heap *h, const uint32_t *idom, uint32_t V, uint32_t top,
+                             size_t *count, uint64_t *bytes)
+{
+    uint32_t *off = rs_xcalloc((size_t)V + 1, sizeof *off);
+    for (uint32_t v = 0; v < V; v++)
+        if (idom[v] != RS_NONE && idom[v] != v)
+            off[idom[v]]++;
+    uint32_t acc = 0;
+    for (uint32_t v = 0; v < V; v++) {
+        uint32_t c = off[v];
+        off[v] = acc;
+        acc += c;
+    }
+    off[V] = acc;
+    uint32_t *kids = rs_xmalloc((acc ? acc : 1) * sizeof *kids);
+    uint32_t *fill = rs_xmalloc((size_t)V * sizeof *fill);
+    memcpy(fill, off, (size_t)V * sizeof *fill);
+    for (uint32_t v = 0; v < V; v++)
+        if (idom[v] != RS_NONE && idom[v] != v)
+            kids[fill[idom[v]]++] = v;
+    free(fill);
+    uint32_t *res = rs_xmalloc((size_t)(acc + 1) * sizeof *res);
+    size_t nres = 0;
+    uint64_t b = 0;
+    uint32_t *stack = rs_xmalloc((size_t)(acc + 1) * sizeof *stack);
+    size_t sp = 0;
+    stack[sp++] = top;
+    while (sp) {
+        uint32_t v = stack[--sp];
+        if (v < h->nobj) {
+            res[nres++] = v;
+            b += h->bytes[v];
+        }
+        for (uint32_t k = off[v]; k < off[v + 1]; k++)
+            stack[sp++] = kids[k];
+    }
+    free(stack);
+    free(off);
+    free(kids);
+    *count = nres;
+    *bytes = b;
+    return res;
+}
+
+uint32_t *rs_retained_set(rs_heap *h, uint32_t obj, size_t *count, uint64_t *bytes)
+{
+    const rs_dom_result *D = rs_dominators(h);
+    if (D->idom[obj] != RS_NONE)
+        return dom_subtree(h, D->idom, D->nnodes, obj, count, bytes);
+
+    /* Not reachable from any root: dominators of what obj reaches, with a
+     * local root that also holds every object reached that has a holder
+     * outside that set (it would not be freed with obj). */
+    size_t n = h->nobj;
+    const int32_t *unx = rs_unexplained(h);
+    const uint32_t *rr = rs_rootrefs(h);
+    const uint32_t *sr = rs_stackrefs(h);
+    uint8_t *in = rs_xcalloc(n ? n : 1, 1);
+    uint32_t *list = rs_xmalloc((n ? n : 1) * sizeof *list);
+    size_t nl = 0, qh = 0;
+    list[nl++] = obj;
+    in[obj] = 1;
+    while (qh < nl) {
+        uint32_t v = list[qh++];
+        for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            if (!in[d]) {
+                in[d] = 1;
+                list[nl++] = d;
+            }
+        }
+    }
+    uint32_t *xs_dst = rs_xmalloc((nl + 1) * sizeof *xs_dst);
+    size_t k = 0;
+    xs_dst[k++] = obj;
+    for (size_t i = 1; i < nl; i++) {
+        uint32_t v = list[i];
+        int64_t excess = (int64_t)h->refcnt[v] - (int64_t)rs_indeg(h, v) - (int64_t)rr[v];
+        bool outside = rr[v] > 0 || (sr[v] > 0 && excess > 0) || unx[v] > 0;
+        for (uint32_t p = h->in_off[v]; p < h->in_off[v + 1] && !outside; p++)
+            if (!in[h->in_src[p]])
+                outside = true;
+        if (outside)
+            xs_dst[k++] = v;
+    }
+    free(list);
+    free(in);
+    uint32_t xs_off[2] = {0, (uint32_t)k};
+    dom_graph G = {.h = h, .n = (uint32_t)n, .nx = 1, .root = (uint32_t)n, .xs_off = xs_off,
+                   .xs_dst = xs_dst};
+    dom_graph_init(&G);
+    dom_out out;
+    dom_compute(&G, &out, false);
+    dom_graph_free(&G);
+    free(xs_dst);
+    uint32_t *res = dom_subtree(h, out.idom, (uint32_t)n + 1, obj, count, bytes);
+    free(out.idom);
+    free(out.retained);
+    free(out.rcount);
+    return res;
+}
+
+/* ---- shortest paths ------------------------------------------------------------------------ */
+
+size_t rs_shortest_path(rs_heap *h, uint32_t obj, rs_step **steps)
+{
+    *steps = NULL;
+    size_t n = h->nobj;
+    const int32_t *unx = rs_unexplained(h);
+    uint32_t *pnode = rs_xmalloc((n ? n : 1) * sizeof *pnode); /* node it was reached from */
+    uint32_t *pedge = rs_xmalloc((n ? n : 1) * sizeof *pedge);
+    uint32_t *queue = rs_xmalloc((n ? n : 1) * sizeof *queue);
+    size_t found = 0;
+    /* pass 0: from the owning roots (registered, globals, C globals);
+     * pass 1: also from the stack slots, registers and locals that hold
+     * their object (rs_root_holds); pass 2: also from the unexplained references
+     * (objects held by something the engine cannot see) */
+    for (int pass = 0; pass < 3 && !found; pass++) {
+        for (size_t i = 0; i < n; i++)
+            pnode[i] = RS_NONE;
+        size_t qh = 0, qt = 0;
+        for (size_t r = 0; r < h->nroots; r++) {
+            const rs_root *R = &h->roots[r];
+            if (!rs_root_holds(h, r) || pnode[R->obj] != RS_NONE ||
+                (pass == 0 && !rs_root_owns(R->kind)))
+                continue;
+            pnode[R->obj] = rs_node_of_root(h, r);
+            pedge[R->obj] = RS_NONE;
+            queue[qt++] = R->obj;
+        }
+        if (pass == 2) {
+            for (size_t i = 0; i < n; i++) {
+                if (unx[i] > 0 && pnode[i] == RS_NONE) {
+                    pnode[i] = rs_node_unexplained(h);
+                    pedge[i] = RS_NONE;
+                    queue[qt++] = (uint32_t)i;
+                }
+            }
+        }
+        while (qh < qt && pnode[obj] == RS_NONE) {
+            uint32_t v = queue[qh++];
+            for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+                uint32_t d = h->out_dst[e];
+                if (pnode[d] != RS_NONE)
+                    continue;
+                pnode[d] = v;
+                pedge[d] = e;
+                queue[qt++] = d;
+            }
+        }
+        if (pnode[obj] == RS_NONE)
+            continue;
+        size_t len = 1;
+        for (uint32_t v = obj; v < n; v = pnode[v])
+            len++;
+        rs_step *s = rs_xmalloc(len * sizeof *s);
+        size_t k = len;
+        uint32_t v = obj;
+        while (v < n) {
+            s[--k] = (rs_step){v, pedge[v]};
+            v = pnode[v];
+        }
+        s[--k] = (rs_step){v, RS_NONE};
+        *steps = s;
+        found = len;
+    }
+    free(pnode);
+    free(pedge);
+    free(queue);
+    return found;
+}
+
+/* ---- components of any object subset ------------------------------------------------------ */
+
+uint32_t *rs_components(const rs_heap *h, const uint8_t *in_set, size_t *ncomps,
+                        uint32_t **comp_size)
+{
+    uint32_t *comp_of = rs_xmalloc((h->nobj ? h->nobj : 1) * sizeof *comp_of);
+    comp_info *comps = NULL;
+    uint32_t *members = NULL;
+    size_t nc = tarjan(h, in_set, comp_of, &comps, &members);
+    uint32_t *sz = rs_xmalloc((nc ? nc : 1) * sizeof *sz);
+    for (size_t c = 0; c < nc; c++)
+        sz[c] = comps[c].cycle ? comps[c].n : 0; /* 0: not on a cycle */
+    free(comps);
+    free(members);
+    *ncomps = nc;
+    *comp_size = sz;
+    return comp_of;
+}

@@ -1,0 +1,1762 @@
+/*
+ * heap.c -- decode the runtime's debug registry into an object table.
+ *
+ * What is read, in order, and how often (the rs_memory callback may cost
+ * microseconds per call, so reads are counted in calls, not bytes):
+ *
+ *   the registry            1 read (magic, version and layout sizes checked)
+ *   the type table          1 read + 1 per type (+ its field table, strings)
+ *   the site table          1 read; site strings lazily, cached by address
+ *   registered roots        1 read + 2 per root (slot value, name)
+ *   the large list          1-2 reads per node (header + the part the field
+ *                           table needs), cycle guard and count cap
+ *   the arena table         1 read, then 1 read of 1 MiB per arena
+ *   out-of-block buffers    list item arrays and dict entry tables, queued
+ *                           while scanning, sorted by address and read in
+ *                           coalesced blocks of up to 1 MiB
+ *
+ * The object table is built in address order: arenas are scanned sorted by
+ * address and large objects (prescanned, sorted) are merged in between, so
+ * no permutation is needed and an object's index order is its address order.
+ *
+ * Edges are first collected raw (source index, target address, label), then
+ * resolved through the address index (page -> range of the sorted table,
+ * binary search in the range) and counting-sorted into CSR arrays; the
+ * reverse CSR is built from those. Pointers to no live object start are
+ * kept apart as bad edges for `check`.
+ *
+ * Everything read is validated; a failure is a warning and the part that
+ * could be read is used (a partial heap from a damaged core beats none).
+ */
+#include "engine_int.h"
+
+#include "builtins.h" /* rc_closure_object: the code pointer of closures */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static _Noreturn void oom(size_t n)
+{
+    fprintf(stderr, "refscope engine: out of memory (allocating %zu bytes)\n", n);
+    abort();
+}
+
+void *rs_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *rs_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *rs_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+char *rs_xstrdup(const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    char *p = rs_xmalloc(n);
+    memcpy(p, s ? s : "", n);
+    return p;
+}
+
+void rs_grow(void *arr, size_t *cap, size_t need, size_t elsize)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void **pa = arr;
+    *pa = rs_xrealloc(*pa, c * elsize);
+    *cap = c;
+}
+
+RS_EXPORT void rs_free(void *p) { free(p); }
+
+/* ---- warnings ------------------------------------------------------------------ */
+
+void rs_warn(rs_heap *h, const char *fmt, ...)
+{
+    if (h->nwarnings >= RS_MAX_WARNINGS) {
+        h->dropped_warnings++;
+        return;
+    }
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    rs_grow(&h->warnings, &h->capwarnings, h->nwarnings + 1, sizeof *h->warnings);
+    h->warnings[h->nwarnings++] = rs_xstrdup(buf);
+}
+
+RS_EXPORT size_t rs_heap_warning_count(const rs_heap *h)
+{
+    return h ? h->nwarnings + (h->dropped_warnings ? 1 : 0) : 0;
+}
+
+RS_EXPORT const char *rs_heap_warning(const rs_heap *h, size_t i)
+{
+    if (!h)
+        return NULL;
+    if (i < h->nwarnings)
+        return h->warnings[i];
+    if (i == h->nwarnings && h->dropped_warnings) {
+        static __thread char buf[96];
+        snprintf(buf, sizeof buf, "%zu more warnings not shown", h->dropped_warnings);
+        return buf;
+    }
+    return NULL;
+}
+
+/* ---- memory ------------------------------------------------------------------- */
+
+size_t rs_read_mem(rs_heap *h, uint64_t addr, void *buf, size_t len)
+{
+    if (!len || !addr || addr + len < addr)
+        return 0;
+    h->nreads++;
+    size_t n = h->mem.read(h->mem.ctx, addr, buf, len);
+    if (n > len)
+        n = len; /* a misbehaving callback must not make us trust bytes we lack */
+    h->bytes_read += n;
+    return n;
+}
+
+static bool read_full(rs_heap *h, uint64_t addr, void *buf, size_t len)
+{
+    return rs_read_mem(h, addr, buf, len) == len;
+}
+
+static inline uint64_t ld64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t ld32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* ---- strings -------------------------------------------------------------------- */
+
+static char *str_alloc(rs_heap *h, size_t n)
+{
+    rs_strblock *b = h->strings;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        b = rs_xmalloc(sizeof *b + cap);
+        b->used = 0;
+        b->cap = cap;
+        b->next = h->strings;
+        h->strings = b;
+    }
+    char *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+const char *rs_intern(rs_heap *h, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = str_alloc(h, n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static inline size_t hash64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static void str_table_grow(rs_heap *h)
+{
+    size_t oldcap = h->str_cap;
+    uint64_t *ok = h->str_keys;
+    const char **ov = h->str_vals;
+    h->str_cap = oldcap ? oldcap * 2 : 1024;
+    h->str_keys = rs_xcalloc(h->str_cap, sizeof *h->str_keys);
+    h->str_vals = rs_xcalloc(h->str_cap, sizeof *h->str_vals);
+    size_t mask = h->str_cap - 1;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!ok[i])
+            continue;
+        size_t j = hash64(ok[i]) & mask;
+        while (h->str_keys[j])
+            j = (j + 1) & mask;
+        h->str_keys[j] = ok[i];
+        h->str_vals[j] = ov[i];
+    }
+    free(ok);
+    free(ov);
+}
+
+const char *rs_target_string(rs_heap *h, uint64_t addr)
+{
+    if (!addr)
+        return NULL;
+    if ((h->str_used + 1) * 2 > h->str_cap)
+        str_table_grow(h);
+    size_t mask = h->str_cap - 1;
+    size_t j = hash64(addr) & mask;
+    while (h->str_keys[j]) {
+        if (h->str_keys[j] == addr)
+            return h->str_vals[j];
+        j = (j + 1) & mask;
+    }
+    char buf[RS_MAX_STR];
+    size_t n = rs_read_mem(h, addr, buf, sizeof buf);
+    const char *val = NULL;
+    void *nul = n ? memchr(buf, 0, n) : NULL;
+    if (nul) {
+        val = rs_intern(h, buf);
+    } else if (n == sizeof buf) {
+        buf[sizeof buf - 4] = '.';
+        buf[sizeof buf - 3] = '.';
+        buf[sizeof buf - 2] = '.';
+        buf[sizeof buf - 1] = 0;
+        val = rs_intern(h, buf);
+    }
+    /* Unreadable strings are cached too (as NULL), so they cost one read. */
+    h->str_keys[j] = addr;
+    h->str_vals[j] = val;
+    h->str_used++;
+    return val;
+}
+
+/* ---- types ---------------------------------------------------------------------- */
+
+static void type_hash_insert(rs_heap *h, uint32_t idx)
+{
+    if ((h->ntypes + 1) * 2 > h->type_hash_cap) {
+        free(h->type_hash);
+        h->type_hash_cap = h->type_hash_cap ? h->type_hash_cap * 2 : 256;
+        h->type_hash = rs_xcalloc(h->type_hash_cap, sizeof *h->type_hash);
+        size_t mask = h->type_hash_cap - 1;
+        for (uint32_t t = 0; t < idx; t++) {
+            size_t j = hash64(h->types[t].addr) & mask;
+            while (h->type_hash[j])
+                j = (j + 1) & mask;
+            h->type_hash[j] = t + 1;
+        }
+    }
+    size_t mask = h->type_hash_cap - 1;
+    size_t j = hash64(h->types[idx].addr) & mask;
+    while (h->type_hash[j])
+        j = (j + 1) & mask;
+    h->type_hash[j] = idx + 1;
+}
+
+static uint32_t type_lookup(const rs_heap *h, uint64_t addr)
+{
+    if (!h->type_hash_cap)
+        return RS_NONE;
+    size_t mask = h->type_hash_cap - 1;
+    for (size_t j = hash64(addr) & mask; h->type_hash[j]; j = (j + 1) & mask)
+        if (h->types[h->type_hash[j] - 1].addr == addr)
+            return h->type_hash[j] - 1;
+    return RS_NONE;
+}
+
+static void extent_max(uint32_t *e, uint64_t v)
+{
+    if (v > *e)
+        *e = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Read the rc_type at addr (once: cached by address). */
+static uint32_t get_type(rs_heap *h, uint64_t addr)
+{
+    uint32_t idx = type_lookup(h, addr);
+    if (idx != RS_NONE)
+        return idx;
+    if (h->ntypes >= RS_MAX_TYPES) {
+        /* Too many distinct type pointers: corruption. Use one "?" type. */
+        idx = type_lookup(h, 0);
+        if (idx != RS_NONE)
+            return idx;
+        addr = 0;
+    }
+    rs_grow(&h->types, &h->captypes, h->ntypes + 1, sizeof *h->types);
+    idx = (uint32_t)h->ntypes;
+    rs_type *t = &h->types[idx];
+    memset(t, 0, sizeof *t);
+    t->addr = addr;
+    t->name = "?";
+    h->ntypes++;
+    type_hash_insert(h, idx);
+
+    rc_type rt;
+    if (!addr || !read_full(h, addr, &rt, sizeof rt)) {
+        rs_warn(h, "type at 0x%llx is unreadable: its objects are shown as '?' without "
+                   "references",
+                (unsigned long long)addr);
+        return idx;
+    }
+    const char *name = rs_target_string(h, (uint64_t)(uintptr_t)rt.name);
+    t->name = name ? name : "?";
+    t->size = rt.size;
+    t->finalize = (uint64_t)(uintptr_t)rt.finalize;
+    t->legacy_del = (uint64_t)(uintptr_t)rt.legacy_del;
+    t->destroy = (uint64_t)(uintptr_t)rt.destroy;
+    t->tp_id = rt.tp_id;
+    t->tp_flags = rt.tp_flags;
+    t->tp_name_offset = rt.tp_name_offset;
+    t->gc = (rt.tp_flags & RC_TPF_GC) != 0;
+    t->weakref = (rt.tp_flags & RC_TPF_WEAKREF) != 0;
+    t->valid = true;
+    if (!name)
+        rs_warn(h, "type at 0x%llx has an unreadable name", (unsigned long long)addr);
+    if (rt.size > ((uint64_t)1 << 32))
+        rs_warn(h, "type %s at 0x%llx has an implausible size %llu", t->name,
+                (unsigned long long)addr, (unsigned long long)rt.size);
+
+    /* The field table, until RC_FIELD_END, read in chunks. */
+    uint64_t faddr = (uint64_t)(uintptr_t)rt.fields;
+    if (faddr) {
+        size_t cap = 0;
+        bool done = false;
+        while (!done && t->nfields < RS_MAX_FIELDS) {
+            rc_field chunk[32];
+            size_t got = rs_read_mem(h, faddr + (uint64_t)t->nfields * sizeof(rc_field), chunk,
+                                     sizeof chunk) / sizeof(rc_field);
+            if (!got) {
+                rs_warn(h, "type %s: field table at 0x%llx unreadable after %u fields", t->name,
+                        (unsigned long long)faddr, t->nfields);
+                break;
+            }
+            for (size_t k = 0; k < got; k++) {
+                const rc_field *f = &chunk[k];
+                if (f->kind == RC_FIELD_END) {
+                    done = true;
+                    break;
+                }
+                if (f->kind > RC_FIELD_NAMED_ARRAY) {
+                    rs_warn(h, "type %s: field %u has unknown kind %u; the field table is "
+                               "cut there",
+                            t->name, t->nfields, f->kind);
+                    done = true;
+                    break;
+                }
+                rs_grow(&t->fields, &cap, t->nfields + 1, sizeof *t->fields);
+                rs_field *nf = &t->fields[t->nfields++];
+                const char *fname = rs_target_string(h, (uint64_t)(uintptr_t)f->name);
+                nf->name = fname ? fname : "?";
+                nf->kind = f->kind;
+                nf->offset = f->offset;
+                nf->len_offset = f->len_offset;
+                nf->aux_offset = f->aux_offset;
+                if (t->nfields >= RS_MAX_FIELDS) {
+                    rs_warn(h, "type %s: more than %u fields; the rest are ignored", t->name,
+                            RS_MAX_FIELDS);
+                    done = true;
+                    break;
+                }
+            }
+        }
+    }
+    uint32_t e = (uint32_t)sizeof(rc_object);
+    for (uint32_t k = 0; k < t->nfields; k++) {
+        const rs_field *f = &t->fields[k];
+        extent_max(&e, (uint64_t)f->offset + 8);
+        if (f->kind == RC_FIELD_REF_ARRAY || f->kind == RC_FIELD_INLINE_ARRAY ||
+            f->kind == RC_FIELD_DICT || f->kind == RC_FIELD_NAMED_ARRAY)
+            extent_max(&e, (uint64_t)f->len_offset + 8);
+        if (f->kind == RC_FIELD_INLINE_ARRAY || f->kind == RC_FIELD_NAMED_ARRAY)
+            extent_max(&e, f->offset); /* the items themselves are dynamic */
+        if (f->kind == RC_FIELD_NAMED_ARRAY)
+            extent_max(&e, (uint64_t)f->aux_offset + 8);
+    }
+    if (t->tp_name_offset)
+        extent_max(&e, (uint64_t)t->tp_name_offset + 8);
+    t->fixed_extent = e;
+    return idx;
+}
+
+static void load_type_table(rs_heap *h)
+{
+    uint32_t n = h->reg.ntypes;
+    if (!h->reg.types || n == 0)
+        return;
+    if (n > RS_MAX_TYPES) {
+        rs_warn(h, "registry says %u types; reading the first %u", n, RS_MAX_TYPES);
+        n = RS_MAX_TYPES;
+    }
+    uint64_t *ptrs = rs_xcalloc(n, sizeof *ptrs);
+    size_t got = rs_read_mem(h, (uint64_t)(uintptr_t)h->reg.types, ptrs, (size_t)n * 8) / 8;
+    if (got < n)
+        rs_warn(h, "type table at %p: only %zu of %u entries readable", (void *)h->reg.types,
+                got, n);
+    for (size_t i = 1; i < got; i++) {
+        if (!ptrs[i])
+            continue;
+        uint32_t idx = get_type(h, ptrs[i]);
+        rs_type *t = &h->types[idx];
+        if (t->valid && t->tp_id == i)
+            t->registered = true;
+    }
+    free(ptrs);
+}
+
+/* ---- sites ------------------------------------------------------------------------ */
+
+static void load_sites(rs_heap *h)
+{
+    uint32_t n = h->reg.nsites;
+    if (!h->reg.sites || n == 0)
+        return;
+    if (n > RS_MAX_SITES || n > h->reg.capsites) {
+        rs_warn(h, "registry says %u sites (capacity %u); reading at most %u", n,
+                h->reg.capsites, RS_MAX_SITES);
+        if (n > RS_MAX_SITES)
+            n = RS_MAX_SITES;
+    }
+    rc_site_entry *e = rs_xmalloc((size_t)n * sizeof *e);
+    size_t got = rs_read_mem(h, (uint64_t)(uintptr_t)h->reg.sites, e, (size_t)n * sizeof *e) /
+                 sizeof *e;
+    if (got < n)
+        rs_warn(h, "site table: only %zu of %u entries readable", got, n);
+    h->sites = rs_xcalloc(got ? got : 1, sizeof *h->sites);
+    h->nsites = (uint32_t)got;
+    for (size_t i = 0; i < got; i++) {
+        h->sites[i].file_addr = (uint64_t)(uintptr_t)e[i].file;
+        h->sites[i].func_addr = (uint64_t)(uintptr_t)e[i].func;
+        h->sites[i].line = e[i].line;
+    }
+    free(e);
+}
+
+static const char *short_path(const char *p)
+{
+    while (p[0] == '.' && (p[1] == '/' || (p[1] == '.' && p[2] == '/')))
+        p += p[1] == '/' ? 2 : 3;
+    return p;
+}
+
+const rs_site *rs_get_site(rs_heap *h, uint32_t id)
+{
+    if (id == 0 || id >= h->nsites)
+        return NULL;
+    rs_site *s = &h->sites[id];
+    if (!s->file) {
+        const char *f = rs_target_string(h, s->file_addr);
+        const char *fn = rs_target_string(h, s->func_addr);
+        s->file = f ? short_path(f) : "?";
+        s->func = fn ? fn : "?";
+    }
+    return s;
+}
+
+const char *rs_site_str(rs_heap *h, uint32_t id, char *buf, size_t size)
+{
+    const rs_site *s = rs_get_site(h, id);
+    if (!s)
+        snprintf(buf, size, "unknown site");
+    else
+        snprintf(buf, size, "%s:%u", s->file, s->line);
+    return buf;
+}
+
+const char *rs_describe(rs_heap *h, uint32_t i, char *buf, size_t size)
+{
+    char site[300];
+    snprintf(buf, size, "%s@0x%llx (%s)", rs_obj_type(h, i)->name,
+             (unsigned long long)h->addr[i], rs_site_str(h, rs_obj_site(h, i), site, sizeof site));
+    return buf;
+}
+
+/* ---- loading objects ------------------------------------------------------------------ */
+
+/* An out-of-block buffer to read: list items (REF_ARRAY) or dict entries. */
+typedef struct ext_req {
+    uint64_t addr;
+    uint64_t n;      /* items */
+    uint32_t src;
+    uint32_t field;
+    uint32_t kind;
+} ext_req;
+
+typedef struct large_obj {
+    uint64_t addr;
+    uint64_t blk;
+    uint32_t refcnt, info, tidx;
+    unsigned char *data; /* the object's first `avail` bytes */
+    size_t avail;
+} large_obj;
+
+typedef struct load_state {
+    /* raw strong edges: source index, target address, label */
+    uint32_t *raw_src;
+    uint64_t *raw_dst, *raw_lab;
+    size_t nraw, capraw;
+    /* raw weak edges */
+    uint32_t *wk_src;
+    uint64_t *wk_dst, *wk_lab;
+    size_t nwk, capwk;
+    /* queued buffer reads */
+    ext_req *ext;
+    size_t next, capext;
+    uint64_t ext_bytes;
+    unsigned char *buf;
+    size_t bufcap;
+    /* prescanned large objects, sorted by address */
+    large_obj *large;
+    size_t nlarge, caplarge, large_pos;
+    uint32_t last_type_idx;
+    uint64_t last_type_addr;
+    bool warned_array, warned_inline;
+} load_state;
+
+#define EXT_FLUSH_COUNT 65536u
+#define EXT_FLUSH_BYTES ((uint64_t)32 << 20)
+#define EXT_COALESCE_GAP 4096u
+#define EXT_BLOCK ((size_t)1 << 20)
+
+static void raw_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
+{
+    if (L->nraw == L->capraw) {
+        size_t cap = L->capraw ? L->capraw * 2 : 65536;
+        L->raw_src = rs_xrealloc(L->raw_src, cap * sizeof *L->raw_src);
+        L->raw_dst = rs_xrealloc(L->raw_dst, cap * sizeof *L->raw_dst);
+        L->raw_lab = rs_xrealloc(L->raw_lab, cap * sizeof *L->raw_lab);
+        L->capraw = cap;
+    }
+    L->raw_src[L->nraw] = src;
+    L->raw_dst[L->nraw] = dst;
+    L->raw_lab[L->nraw] = lab;
+    L->nraw++;
+}
+
+static void weak_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
+{
+    if (L->nwk == L->capwk) {
+        size_t cap = L->capwk ? L->capwk * 2 : 1024;
+        L->wk_src = rs_xrealloc(L->wk_src, cap * sizeof *L->wk_src);
+        L->wk_dst = rs_xrealloc(L->wk_dst, cap * sizeof *L->wk_dst);
+        L->wk_lab = rs_xrealloc(L->wk_lab, cap * sizeof *L->wk_lab);
+        L->capwk = cap;
+    }
+    L->wk_src[L->nwk] = src;
+    L->wk_dst[L->nwk] = dst;
+    L->wk_lab[L->nwk] = lab;
+    L->nwk++;
+}
+
+static int ext_cmp(const void *a, const void *b)
+{
+    const ext_req *x = a, *y = b;
+    if (x->addr != y->addr)
+        return x->addr < y->addr ? -1 : 1;
+    return x->src < y->src ? -1 : x->src > y->src;
+}
+
+static uint64_t ext_len(const ext_req *r)
+{
+    return r->n * (r->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
+}
+
+/* Decode one queued buffer from bytes at p (got bytes of it readable). */
+static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsigned char *p,
+                       uint64_t got)
+{
+    uint64_t need = ext_len(r);
+    if (got < need) {
+        char d[400];
+        rs_warn(h, "%s: %s buffer at 0x%llx: only %llu of %llu bytes readable",
+                rs_describe(h, r->src, d, sizeof d),
+                r->kind == RC_FIELD_DICT ? "dict entry" : "item",
+                (unsigned long long)r->addr, (unsigned long long)got,
+                (unsigned long long)need);
+    }
+    if (r->kind == RC_FIELD_DICT) {
+        uint64_t n = got / sizeof(rc_dict_entry);
+        if (n > r->n)
+            n = r->n;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
+            if (v)
+                raw_edge(L, r->src, v, RS_LAB(r->field, i));
+        }
+    } else {
+        uint64_t n = got / 8;
+        if (n > r->n)
+            n = r->n;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * 8);
+            if (v)
+                raw_edge(L, r->src, v, RS_LAB(r->field, i));
+        }
+    }
+}
+
+static void ext_flush(rs_heap *h, load_state *L)
+{
+    if (!L->next)
+        return;
+    qsort(L->ext, L->next, sizeof *L->ext, ext_cmp);
+    size_t i = 0;
+    while (i < L->next) {
+        /* Coalesce [i, j): close together, at most EXT_BLOCK in all. */
+        uint64_t start = L->ext[i].addr;
+        uint64_t end = start + ext_len(&L->ext[i]);
+        size_t j = i + 1;
+        while (j < L->next) {
+            uint64_t a = L->ext[j].addr, e = a + ext_len(&L->ext[j]);
+            if (a > end + EXT_COALESCE_GAP || (e > end ? e : end) - start > EXT_BLOCK)
+                break;
+            if (e > end)
+                end = e;
+            j++;
+        }
+        uint64_t len = end - start;
+        if (len > L->bufcap) {
+            free(L->buf);
+            L->bufcap = len;
+            L->buf = rs_xmalloc(L->bufcap);
+        }
+        uint64_t got = rs_read_mem(h, start, L->buf, len);
+        for (size_t k = i; k < j; k++) {
+            const ext_req *r = &L->ext[k];
+            uint64_t off = r->addr - start;
+            uint64_t avail = got > off ? got - off : 0;
+            ext_decode(h, L, r, L->buf + off, avail);
+        }
+        i = j;
+    }
+    L->next = 0;
+    L->ext_bytes = 0;
+}
+
+static void ext_queue(rs_heap *h, load_state *L, uint64_t addr, uint64_t n, uint32_t src,
+                      uint32_t field, uint32_t kind)
+{
+    rs_grow(&L->ext, &L->capext, L->next + 1, sizeof *L->ext);
+    L->ext[L->next++] = (ext_req){addr, n, src, field, kind};
+    L->ext_bytes += n * 8;
+    if (L->next >= EXT_FLUSH_COUNT || L->ext_bytes >= EXT_FLUSH_BYTES)
+        ext_flush(h, L);
+}
+
+/* Decode the references of object idx from its bytes o[0 .. avail). */
+static void decode_object(rs_heap *h, load_state *L, uint32_t idx, const unsigned char *o,
+                          size_t avail)
+{
+    const rs_type *t = &h->types[h->tidx[idx]];
+    for (uint32_t k = 0; k < t->nfields; k++) {
+        const rs_field *f = &t->fields[k];
+        switch (f->kind) {
+        case RC_FIELD_REF:
+        case RC_FIELD_WEAK: {
+            if ((uint64_t)f->offset + 8 > avail)
+                break;
+            uint64_t p = ld64(o + f->offset);
+            if (!p)
+                break;
+            if (f->kind == RC_FIELD_REF)
+                raw_edge(L, idx, p, RS_LAB(k, 0));
+            else
+                weak_edge(L, idx, p, RS_LAB(k, 0));
+            break;
+        }
+        case RC_FIELD_REF_ARRAY:
+        case RC_FIELD_DICT: {
+            if ((uint64_t)f->offset + 8 > avail || (uint64_t)f->len_offset + 8 > avail)
+                break;
+            uint64_t p = ld64(o + f->offset);
+            uint64_t n = ld64(o + f->len_offset);
+            if (!p || !n)
+                break;
+            if (n > RS_MAX_ARRAY) {
+                if (!L->warned_array) {
+                    char d[400];
+                    rs_warn(h, "%s: %s count %llu is implausible; its references are skipped",
+                            rs_describe(h, idx, d, sizeof d), f->name, (unsigned long long)n);
+                    L->warned_array = true;
+                }
+                break;
+            }
+            h->bytes[idx] += n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
+            ext_queue(h, L, p, n, idx, k, f->kind);
+            break;
+        }
+        case RC_FIELD_INLINE_ARRAY:
+        case RC_FIELD_NAMED_ARRAY: {
+            if ((uint64_t)f->len_offset + 8 > avail || f->offset > avail)
+                break;
+            uint64_t n = ld64(o + f->len_offset);
+            uint64_t fit = (avail - f->offset) / 8;
+            if (n > fit) {
+                if (!L->warned_inline) {
+                    char d[400];
+                    rs_warn(h, "%s: %s count %llu does not fit in the object (%llu fit); cut",
+                            rs_describe(h, idx, d, sizeof d), f->name, (unsigned long long)n,
+                            (unsigned long long)fit);
+                    L->warned_inline = true;
+                }
+                n = fit;
+            }
+            for (uint64_t i = 0; i < n; i++) {
+                uint64_t p = ld64(o + f->offset + i * 8);
+                if (p)
+                    raw_edge(L, idx, p, RS_LAB(k, i));
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
+{
+    if (taddr == L->last_type_addr && L->last_type_idx != RS_NONE)
+        return L->last_type_idx;
+    uint32_t idx = get_type(h, taddr);
+    L->last_type_addr = taddr;
+    L->last_type_idx = idx;
+    return idx;
+}
+
+static bool add_object(rs_heap *h, uint64_t addr, uint32_t refcnt, uint32_t info, uint32_t tidx,
+                       uint64_t blk)
+{
+    if (h->nobj >= RS_MAX_OBJECTS)
+        return false;
+    if (h->nobj == h->capobj) {
+        size_t cap = h->capobj ? h->capobj * 2 : 4096;
+        h->addr = rs_xrealloc(h->addr, cap * sizeof *h->addr);
+        h->tidx = rs_xrealloc(h->tidx, cap * sizeof *h->tidx);
+        h->refcnt = rs_xrealloc(h->refcnt, cap * sizeof *h->refcnt);
+        h->info = rs_xrealloc(h->info, cap * sizeof *h->info);
+        h->blk = rs_xrealloc(h->blk, cap * sizeof *h->blk);
+        h->bytes = rs_xrealloc(h->bytes, cap * sizeof *h->bytes);
+        h->capobj = cap;
+    }
+    size_t i = h->nobj++;
+    h->addr[i] = addr;
+    h->tidx[i] = tidx;
+    h->refcnt[i] = refcnt;
+    h->info[i] = info;
+    h->blk[i] = blk > UINT32_MAX ? UINT32_MAX : (uint32_t)blk;
+    h->bytes[i] = blk;
+    return true;
+}
+
+/* ---- the large list ------------------------------------------------------------------ */
+
+static int large_cmp(const void *a, const void *b)
+{
+    const large_obj *x = a, *y = b;
+    return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static void scan_large(rs_heap *h, load_state *L)
+{
+    uint64_t sentinel = h->regaddr + offsetof(rc_registry, large);
+    uint64_t node = (uint64_t)(uintptr_t)h->reg.large.next;
+    if (!node || node == sentinel)
+        return;
+    uint64_t cap = h->reg.alloc.large_count + 1024;
+    if (cap > RS_MAX_LARGE)
+        cap = RS_MAX_LARGE;
+    /* Brent's cycle check: a loop that misses the sentinel ends the walk. */
+    uint64_t tortoise = node, power = 1, lam = 0;
+    uint64_t steps = 0;
+    const size_t first = 1024;
+    unsigned char *buf = rs_xmalloc(sizeof(rc_large) + first);
+    while (node != sentinel) {
+        if (steps++ >= cap) {
+            rs_warn(h, "large-object list: more than %llu nodes (the registry counts %llu); "
+                       "stopped there",
+                    (unsigned long long)cap, (unsigned long long)h->reg.alloc.large_count);
+            break;
+        }
+        size_t got = rs_read_mem(h, node, buf, sizeof(rc_large) + first);
+        if (got < sizeof(rc_large)) {
+            rs_warn(h, "large-object list: node at 0x%llx is unreadable; the list is cut there",
+                    (unsigned long long)node);
+            break;
+        }
+        rc_large hd;
+        memcpy(&hd, buf, sizeof hd);
+        uint64_t next = (uint64_t)(uintptr_t)hd.next;
+        h->large_scanned++;
+        if (hd.magic != RC_LARGE_MAGIC) {
+            rs_warn(h, "large-object list: node at 0x%llx has a bad magic 0x%x; the list is cut "
+                       "there",
+                    (unsigned long long)node, hd.magic);
+            break;
+        }
+        size_t head = hd.kind == RC_KIND_GC ? sizeof(rc_gchead) : 0;
+        if ((hd.kind == RC_KIND_GC || hd.kind == RC_KIND_PLAIN) &&
+            hd.size >= head + sizeof(rc_object) && got >= sizeof(rc_large) + head + 16) {
+            const unsigned char *ob = buf + sizeof(rc_large) + head;
+            uint32_t refcnt = ld32(ob), info = ld32(ob + 4);
+            uint64_t taddr = ld64(ob + 8);
+            if (refcnt != RC_REFCNT_FREED) {
+                large_obj lo;
+                lo.addr = node + sizeof(rc_large) + head;
+                lo.blk = hd.size + sizeof(rc_large);
+                lo.refcnt = refcnt;
+                lo.info = info;
+                lo.tidx = type_of(h, L, taddr);
+                uint64_t objmax = hd.size - head;
+                /* How much of the object the field table needs. */
+                const rs_type *t = &h->types[lo.tidx];
+                uint64_t need = t->fixed_extent;
+                size_t have = got - sizeof(rc_large) - head;
+                for (uint32_t k = 0; k < t->nfields; k++) {
+                    const rs_field *f = &t->fields[k];
+                    if ((f->kind == RC_FIELD_INLINE_ARRAY || f->kind == RC_FIELD_NAMED_ARRAY) &&
+                        (uint64_t)f->len_offset + 8 <= have) {
+                        uint64_t n = ld64(ob + f->len_offset);
+                        if (n > RS_MAX_ARRAY)
+                            n = RS_MAX_ARRAY;
+                        if ((uint64_t)f->offset + n * 8 > need)
+                            need = (uint64_t)f->offset + n * 8;
+                    }
+                }
+                if (need > objmax)
+                    need = objmax;
+                lo.data = rs_xmalloc(need ? need : 1);
+                if (need <= have) {
+                    memcpy(lo.data, ob, need);
+                    lo.avail = need;
+                } else {
+                    lo.avail = rs_read_mem(h, lo.addr, lo.data, need);
+                }
+                rs_grow(&L->large, &L->caplarge, L->nlarge + 1, sizeof *L->large);
+                L->large[L->nlarge++] = lo;
+            }
+        } else if (hd.kind != RC_KIND_RAW) {
+            rs_warn(h, "large-object list: node at 0x%llx has kind %u and size %llu; skipped",
+                    (unsigned long long)node, hd.kind, (unsigned long long)hd.size);
+        }
+        if (next == tortoise) {
+            rs_warn(h, "large-object list: a loop that misses the list head (at 0x%llx); "
+                       "stopped there",
+                    (unsigned long long)next);
+            break;
+        }
+        if (++lam == power) {
+            tortoise = next;
+            power *= 2;
+            lam = 0;
+        }
+        node = next;
+        if (!node) {
+            rs_warn(h, "large-object list: NULL link after %llu nodes", (unsigned long long)steps);
+            break;
+        }
+    }
+    free(buf);
+    qsort(L->large, L->nlarge, sizeof *L->large, large_cmp);
+    /* Drop duplicates (a corrupt list visiting a node twice). */
+    size_t w = 0;
+    for (size_t i = 0; i < L->nlarge; i++) {
+        if (w && L->large[w - 1].addr == L->large[i].addr) {
+            free(L->large[i].data);
+            continue;
+        }
+        L->large[w++] = L->large[i];
+    }
+    L->nlarge = w;
+}
+
+/* Add the pending large objects below `limit` to the table. */
+static void flush_large(rs_heap *h, load_state *L, uint64_t limit)
+{
+    while (L->large_pos < L->nlarge && L->large[L->large_pos].addr < limit) {
+        large_obj *lo = &L->large[L->large_pos++];
+        if (h->nobj && lo->addr <= h->addr[h->nobj - 1]) {
+            rs_warn(h, "large object at 0x%llx overlaps an arena; skipped",
+                    (unsigned long long)lo->addr);
+        } else if (add_object(h, lo->addr, lo->refcnt, lo->info, lo->tidx, lo->blk)) {
+            decode_object(h, L, (uint32_t)(h->nobj - 1), lo->data, lo->avail);
+        }
+        free(lo->data);
+        lo->data = NULL;
+    }
+}
+
+/* ---- the arenas ------------------------------------------------------------------------ */
+
+typedef struct arena_ref {
+    uint64_t address;
+    uint32_t index, ncarved;
+} arena_ref;
+
+static int arena_cmp(const void *a, const void *b)
+{
+    const arena_ref *x = a, *y = b;
+    return x->address < y->address ? -1 : x->address > y->address;
+}
+
+static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size_t got,
+                      uint64_t pool_addr, uint32_t arena_index)
+{
+    rc_pool ph;
+    memcpy(&ph, pool, sizeof ph);
+    if (ph.magic != RC_POOL_MAGIC)
+        return; /* free pool */
+    if (ph.kind != RC_KIND_PLAIN && ph.kind != RC_KIND_GC)
+        return;
+    if (ph.szidx >= RC_NUM_CLASSES) {
+        rs_warn(h, "pool at 0x%llx: bad size class %u; skipped", (unsigned long long)pool_addr,
+                ph.szidx);
+        return;
+    }
+    if (ph.arenaindex != arena_index)
+        rs_warn(h, "pool at 0x%llx: arena index %u, but it is in arena %u",
+                (unsigned long long)pool_addr, ph.arenaindex, arena_index);
+    size_t bsize = ((size_t)ph.szidx + 1) * RC_ALIGN;
+    size_t head = ph.kind == RC_KIND_GC ? sizeof(rc_gchead) : 0;
+    if (bsize < head + sizeof(rc_object)) {
+        rs_warn(h, "pool at 0x%llx: blocks of %zu bytes cannot hold a collected object",
+                (unsigned long long)pool_addr, bsize);
+        return;
+    }
+    size_t nextoff = ph.nextoffset;
+    if (nextoff > RC_POOL_SIZE || nextoff < RC_POOL_HEADER_SIZE) {
+        rs_warn(h, "pool at 0x%llx: bad high-water offset %zu; clamped",
+                (unsigned long long)pool_addr, nextoff);
+        nextoff = nextoff > RC_POOL_SIZE ? RC_POOL_SIZE : RC_POOL_HEADER_SIZE;
+    }
+    if (nextoff > got)
+        nextoff = got;
+    h->pools_scanned++;
+    for (size_t off = RC_POOL_HEADER_SIZE; off < nextoff && off + bsize <= RC_POOL_SIZE &&
+                                           off + bsize <= got;
+         off += bsize) {
+        const unsigned char *ob = pool + off + head;
+        uint32_t refcnt = ld32(ob);
+        if (refcnt == RC_REFCNT_FREED)
+            continue;
+        uint32_t info = ld32(ob + 4);
+        uint32_t tidx = type_of(h, L, ld64(ob + 8));
+        if (!add_object(h, pool_addr + off + head, refcnt, info, tidx, bsize))
+            return;
+        decode_object(h, L, (uint32_t)(h->nobj - 1), ob, bsize - head);
+    }
+}
+
+static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void *pctx)
+{
+    uint32_t n = h->reg.narenas;
+    if (!h->reg.arenas || !n) {
+        flush_large(h, L, UINT64_MAX);
+        return;
+    }
+    if (n > RS_MAX_ARENAS) {
+        rs_warn(h, "registry says %u arena slots; reading %u", n, RS_MAX_ARENAS);
+        n = RS_MAX_ARENAS;
+    }
+    rc_arena *tab = rs_xmalloc((size_t)n * sizeof *tab);
+    size_t got = rs_read_mem(h, (uint64_t)(uintptr_t)h->reg.arenas, tab, (size_t)n * sizeof *tab) /
+                 sizeof *tab;
+    if (got < n)
+        rs_warn(h, "arena table: only %zu of %u slots readable", got, n);
+    arena_ref *refs = rs_xmalloc((got ? got : 1) * sizeof *refs);
+    size_t nref = 0;
+    for (size_t i = 0; i < got; i++) {
+        if (!tab[i].address)
+            continue;
+        if (tab[i].address & (RC_ARENA_SIZE - 1)) {
+            rs_warn(h, "arena %zu: address 0x%llx is not aligned to 1 MiB; skipped", i,
+                    (unsigned long long)tab[i].address);
+            continue;
+        }
+        uint32_t nc = tab[i].ncarved;
+        if (nc > RC_POOLS_PER_ARENA) {
+            rs_warn(h, "arena %zu: %u pools carved (at most %zu); clamped", i, nc,
+                    (size_t)RC_POOLS_PER_ARENA);
+            nc = RC_POOLS_PER_ARENA;
+        }
+        refs[nref++] = (arena_ref){tab[i].address, (uint32_t)i, nc};
+    }
+    free(tab);
+    qsort(refs, nref, sizeof *refs, arena_cmp);
+
+    unsigned char *buf = rs_xmalloc(RC_ARENA_SIZE);
+    uint64_t prev_end = 0;
+    for (size_t k = 0; k < nref; k++) {
+        const arena_ref *a = &refs[k];
+        if (a->address < prev_end) {
+            rs_warn(h, "arena %u at 0x%llx is listed twice or overlaps another; skipped",
+                    a->index, (unsigned long long)a->address);
+            continue;
+        }
+        prev_end = a->address + RC_ARENA_SIZE;
+        flush_large(h, L, a->address);
+        /* Large objects inside the arena would be corruption: drop them. */
+        while (L->large_pos < L->nlarge && L->large[L->large_pos].addr < prev_end) {
+            rs_warn(h, "large object at 0x%llx lies inside arena %u; skipped",
+                    (unsigned long long)L->large[L->large_pos].addr, a->index);
+            free(L->large[L->large_pos].data);
+            L->large[L->large_pos++].data = NULL;
+        }
+        size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
+        size_t rgot = want ? rs_read_mem(h, a->address, buf, want) : 0;
+        if (rgot < want)
+            rs_warn(h, "arena %u at 0x%llx: only %zu of %zu bytes readable", a->index,
+                    (unsigned long long)a->address, rgot, want);
+        h->arenas_scanned++;
+        for (uint32_t p = 0; p < a->ncarved; p++) {
+            size_t off = (size_t)p * RC_POOL_SIZE;
+            if (off + RC_POOL_HEADER_SIZE > rgot)
+                break;
+            scan_pool(h, L, buf + off, rgot - off, a->address + off, a->index);
+        }
+        if (progress)
+            progress(pctx, "arenas", k + 1, nref);
+    }
+    free(buf);
+    free(refs);
+    flush_large(h, L, UINT64_MAX);
+}
+
+/* ---- the address index ------------------------------------------------------------------ */
+
+#define PAGE_SHIFT 14
+
+static void build_page_index(rs_heap *h)
+{
+    size_t npages = 0;
+    for (size_t i = 0; i < h->nobj; i++)
+        if (i == 0 || (h->addr[i] >> PAGE_SHIFT) != (h->addr[i - 1] >> PAGE_SHIFT))
+            npages++;
+    size_t cap = 64;
+    while (cap < npages * 2)
+        cap *= 2;
+    h->page_cap = cap;
+    h->page_keys = rs_xmalloc(cap * sizeof *h->page_keys);
+    h->page_start = rs_xmalloc(cap * sizeof *h->page_start);
+    h->page_end = rs_xmalloc(cap * sizeof *h->page_end);
+    for (size_t i = 0; i < cap; i++)
+        h->page_keys[i] = UINT64_MAX;
+    size_t mask = cap - 1;
+    size_t i = 0;
+    while (i < h->nobj) {
+        uint64_t page = h->addr[i] >> PAGE_SHIFT;
+        size_t j = i + 1;
+        while (j < h->nobj && (h->addr[j] >> PAGE_SHIFT) == page)
+            j++;
+        size_t s = hash64(page) & mask;
+        while (h->page_keys[s] != UINT64_MAX)
+            s = (s + 1) & mask;
+        h->page_keys[s] = page;
+        h->page_start[s] = (uint32_t)i;
+        h->page_end[s] = (uint32_t)j;
+        i = j;
+    }
+}
+
+uint32_t rs_find_object(const rs_heap *h, uint64_t addr)
+{
+    if (!h->page_cap || (addr & 15))
+        return RS_NONE;
+    uint64_t page = addr >> PAGE_SHIFT;
+    size_t mask = h->page_cap - 1;
+    size_t s = hash64(page) & mask;
+    while (h->page_keys[s] != page) {
+        if (h->page_keys[s] == UINT64_MAX)
+            return RS_NONE;
+        s = (s + 1) & mask;
+    }
+    uint32_t lo = h->page_start[s], hi = h->page_end[s];
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint64_t a = h->addr[mid];
+        if (a == addr)
+            return mid;
+        if (a < addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return RS_NONE;
+}
+
+uint32_t rs_find_containing(const rs_heap *h, uint64_t addr)
+{
+    size_t lo = 0, hi = h->nobj;
+    while (lo < hi) { /* first object with address > addr */
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->addr[mid] <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return RS_NONE;
+    uint32_t i = (uint32_t)(lo - 1);
+    /* The block starts before the object for tracked kinds (gc head) or large
+     * objects (header); the object itself runs to the end of the block. */
+    uint64_t head = h->blk[i] > RC_SMALL_MAX ? sizeof(rc_large) : 0; /* from the large list */
+    if (rs_obj_type(h, i)->gc)
+        head += sizeof(rc_gchead);
+    uint64_t end = h->addr[i] - head + h->blk[i];
+    if (addr < end)
+        return i;
+    /* maybe the gc head / large header of the next object */
+    if (lo < h->nobj) {
+        uint32_t j = (uint32_t)lo;
+        uint64_t hj = h->blk[j] > RC_SMALL_MAX ? sizeof(rc_large) : 0;
+        if (rs_obj_type(h, j)->gc)
+            hj += sizeof(rc_gchead);
+        if (addr >= h->addr[j] - hj)
+            return j;
+    }
+    return RS_NONE;
+}
+
+/* ---- edges ----------------------------------------------------------------------------- */
+
+typedef struct lab_dst {
+    uint64_t lab;
+    uint32_t dst;
+} lab_dst;
+
+static int lab_dst_cmp(const void *a, const void *b)
+{
+    const lab_dst *x = a, *y = b;
+    return x->lab < y->lab ? -1 : x->lab > y->lab;
+}
+
+static void build_edges(rs_heap *h, load_state *L)
+{
+    size_t n = h->nobj;
+    /* resolve targets; unresolvable ones become bad edges */
+    uint32_t *dst = rs_xmalloc((L->nraw ? L->nraw : 1) * sizeof *dst);
+    uint32_t *cnt = rs_xcalloc(n + 1, sizeof *cnt);
+    size_t good = 0;
+    for (size_t e = 0; e < L->nraw; e++) {
+        uint32_t d = rs_find_object(h, L->raw_dst[e]);
+        dst[e] = d;
+        if (d == RS_NONE) {
+            h->nbad_total++;
+            if (h->nbad < 100000) {
+                rs_grow(&h->bad, &h->capbad, h->nbad + 1, sizeof *h->bad);
+                h->bad[h->nbad++] = (rs_badedge){L->raw_src[e], L->raw_lab[e], L->raw_dst[e]};
+            }
+            continue;
+        }
+        cnt[L->raw_src[e]]++;
+        good++;
+    }
+    free(L->raw_dst);
+    L->raw_dst = NULL;
+    if (good > UINT32_MAX - 1) {
+        rs_warn(h, "more than 2^32 edges: the graph is cut");
+        good = UINT32_MAX - 1;
+    }
+    h->out_off = rs_xmalloc((n + 1) * sizeof *h->out_off);
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        h->out_off[i] = acc;
+        uint64_t next = (uint64_t)acc + cnt[i];
+        acc = next > good ? (uint32_t)good : (uint32_t)next;
+        cnt[i] = h->out_off[i]; /* now: the next free position */
+    }
+    h->out_off[n] = acc;
+    h->nedges = acc;
+    h->out_dst = rs_xmalloc((acc ? acc : 1) * sizeof *h->out_dst);
+    h->out_lab = rs_xmalloc((acc ? acc : 1) * sizeof *h->out_lab);
+    for (size_t e = 0; e < L->nraw; e++) {
+        if (dst[e] == RS_NONE)
+            continue;
+        uint32_t s = L->raw_src[e];
+        uint32_t pos = cnt[s];
+        if (pos >= h->out_off[s + 1])
+            continue; /* cut */
+        cnt[s] = pos + 1;
+        h->out_dst[pos] = dst[e];
+        h->out_lab[pos] = L->raw_lab[e];
+    }
+    free(dst);
+    free(L->raw_src);
+    free(L->raw_lab);
+    L->raw_src = NULL;
+    L->raw_lab = NULL;
+    /* Edges of one source keep their decoding order (field order, then
+     * element order) except that queued buffers may come later: sort each
+     * source's run by label when needed (runs are short). */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = h->out_off[i], b = h->out_off[i + 1];
+        bool sorted = true;
+        for (uint32_t e = a + 1; e < b && sorted; e++)
+            if (h->out_lab[e] < h->out_lab[e - 1])
+                sorted = false;
+        if (sorted)
+            continue;
+        size_t len = b - a;
+        lab_dst *tmp = rs_xmalloc(len * sizeof *tmp);
+        for (size_t k = 0; k < len; k++)
+            tmp[k] = (lab_dst){h->out_lab[a + k], h->out_dst[a + k]};
+        qsort(tmp, len, sizeof *tmp, lab_dst_cmp);
+        for (size_t k = 0; k < len; k++) {
+            h->out_lab[a + k] = tmp[k].lab;
+            h->out_dst[a + k] = tmp[k].dst;
+        }
+        free(tmp);
+    }
+
+    /* reverse CSR */
+    memset(cnt, 0, (n + 1) * sizeof *cnt);
+    for (size_t e = 0; e < h->nedges; e++)
+        cnt[h->out_dst[e]]++;
+    h->in_off = rs_xmalloc((n + 1) * sizeof *h->in_off);
+    acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        h->in_off[i] = acc;
+        acc += cnt[i];
+        cnt[i] = h->in_off[i];
+    }
+    h->in_off[n] = acc;
+    h->in_src = rs_xmalloc((acc ? acc : 1) * sizeof *h->in_src);
+    h->in_eid = rs_xmalloc((acc ? acc : 1) * sizeof *h->in_eid);
+    for (size_t s = 0; s < n; s++) {
+        for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++) {
+            uint32_t d = h->out_dst[e];
+            uint32_t pos = cnt[d]++;
+            h->in_src[pos] = (uint32_t)s;
+            h->in_eid[pos] = e;
+        }
+    }
+    free(cnt);
+
+    /* weak edges: only those to live objects are kept */
+    h->weak = rs_xmalloc((L->nwk ? L->nwk : 1) * sizeof *h->weak);
+    for (size_t e = 0; e < L->nwk; e++) {
+        uint32_t d = rs_find_object(h, L->wk_dst[e]);
+        if (d == RS_NONE)
+            continue;
+        h->weak[h->nweak++] = (rs_weakedge){L->wk_src[e], d, L->wk_lab[e]};
+    }
+    free(L->wk_src);
+    free(L->wk_dst);
+    free(L->wk_lab);
+    L->wk_src = NULL;
+    L->wk_dst = L->wk_lab = NULL;
+}
+
+/* ---- roots -------------------------------------------------------------------------------- */
+
+const char *rs_root_kind_name(int kind)
+{
+    switch (kind) {
+    case RS_ROOT_REGISTERED: return "registered root";
+    case RS_ROOT_GLOBAL: return "C global";
+    case RS_ROOT_STACK: return "stack";
+    case RS_ROOT_LOCAL: return "local";
+    case RS_ROOT_REGISTER: return "register";
+    case RS_ROOT_OTHER: return "other";
+    case RS_ROOT_RUNTIME: return "runtime";
+    case RS_ROOT_UNEXPLAINED: return "unexplained";
+    default: return "?";
+    }
+}
+
+static void push_root(rs_heap *h, int kind, const char *label, uint64_t slot, uint64_t value)
+{
+    rs_grow(&h->roots, &h->caproots, h->nroots + 1, sizeof *h->roots);
+    rs_root *r = &h->roots[h->nroots++];
+    r->kind = kind;
+    r->label = rs_intern(h, label ? label : "?");
+    r->slot = slot;
+    r->value = value;
+    r->obj = RS_NONE;
+    r->counted = true;
+}
+
+RS_EXPORT int rs_heap_add_root(rs_heap *h, int kind, const char *label, uint64_t slot,
+                               uint64_t value)
+{
+    if (!h)
+        return -1;
+    if (kind < RS_ROOT_REGISTERED || kind > RS_ROOT_OTHER)
+        kind = RS_ROOT_OTHER;
+    if (h->loaded) {
+        uint32_t o = rs_find_object(h, value);
+        if (o == RS_NONE)
+            return 0;
+        push_root(h, kind, label, slot, value);
+        rs_root *r = &h->roots[h->nroots - 1];
+        r->obj = o;
+        for (size_t i = 0; i + 1 < h->nroots; i++)
+            if (slot && h->roots[i].slot == slot)
+                r->counted = false;
+        /* analyses that depend on roots are stale now */
+        free(h->rootref);
+        h->rootref = NULL;
+        free(h->stackref);
+        h->stackref = NULL;
+        free(h->unexplained);
+        h->unexplained = NULL;
+        if (h->dom) {
+            free(h->dom->idom);
+            free(h->dom->retained);
+            free(h->dom->rcount);
+            free(h->dom);
+            h->dom = NULL;
+        }
+        return 1;
+    }
+    push_root(h, kind, label, slot, value);
+    return 0;
+}
+
+typedef struct slot_ref {
+    uint64_t slot;
+    uint32_t idx;
+} slot_ref;
+
+static int slot_cmp(const void *a, const void *b)
+{
+    const slot_ref *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Registered roots and the registry's own pointers go first; the front end's
+ * roots (added before load) follow. A slot seen twice counts once. */
+static void load_roots(rs_heap *h)
+{
+    rs_root *fe = h->roots;
+    size_t nfe = h->nroots;
+    h->roots = NULL;
+    h->nroots = h->caproots = 0;
+
+    uint32_t n = h->reg.nroots;
+    if (h->reg.roots && n) {
+        if (n > RS_MAX_ROOTS) {
+            rs_warn(h, "registry says %u roots; reading %u", n, RS_MAX_ROOTS);
+            n = RS_MAX_ROOTS;
+        }
+        rc_root_entry *e = rs_xmalloc((size_t)n * sizeof *e);
+        size_t got = rs_read_mem(h, (uint64_t)(uintptr_t)h->reg.roots, e, (size_t)n * sizeof *e) /
+                     sizeof *e;
+        if (got < n)
+            rs_warn(h, "root table: only %zu of %u entries readable", got, n);
+        for (size_t i = 0; i < got; i++) {
+            uint64_t slot = (uint64_t)(uintptr_t)e[i].slot;
+            if (!slot)
+                continue;
+            uint64_t value = 0;
+            if (!read_full(h, slot, &value, 8)) {
+                rs_warn(h, "registered root %zu: slot 0x%llx is unreadable", i,
+                        (unsigned long long)slot);
+                continue;
+            }
+            const char *name = rs_target_string(h, (uint64_t)(uintptr_t)e[i].name);
+            push_root(h, RS_ROOT_REGISTERED, name ? name : "?", slot, value);
+        }
+        free(e);
+    }
+    push_root(h, RS_ROOT_RUNTIME, "globals", h->regaddr + offsetof(rc_registry, globals),
+              (uint64_t)(uintptr_t)h->reg.globals);
+    push_root(h, RS_ROOT_RUNTIME, "gc.garbage", h->regaddr + offsetof(rc_registry, garbage),
+              (uint64_t)(uintptr_t)h->reg.garbage);
+    push_root(h, RS_ROOT_RUNTIME, "finalizers", h->regaddr + offsetof(rc_registry, finalizers),
+              (uint64_t)(uintptr_t)h->reg.finalizers);
+    for (size_t i = 0; i < nfe; i++)
+        push_root(h, fe[i].kind, fe[i].label, fe[i].slot, fe[i].value);
+    free(fe);
+
+    /* resolve, keep only roots that hold a live object */
+    size_t w = 0;
+    for (size_t i = 0; i < h->nroots; i++) {
+        rs_root r = h->roots[i];
+        r.obj = rs_find_object(h, r.value);
+        if (r.obj == RS_NONE) {
+            if (r.kind == RS_ROOT_REGISTERED && r.value)
+                rs_warn(h, "registered root '%s' holds 0x%llx, which is no live object",
+                        r.label, (unsigned long long)r.value);
+            if (r.kind == RS_ROOT_RUNTIME && r.value)
+                rs_warn(h, "registry %s points at 0x%llx, which is no live object", r.label,
+                        (unsigned long long)r.value);
+            continue;
+        }
+        h->roots[w++] = r;
+    }
+    h->nroots = w;
+    slot_ref *sr = rs_xmalloc((w ? w : 1) * sizeof *sr);
+    size_t ns = 0;
+    for (size_t i = 0; i < w; i++)
+        if (h->roots[i].slot)
+            sr[ns++] = (slot_ref){h->roots[i].slot, (uint32_t)i};
+    qsort(sr, ns, sizeof *sr, slot_cmp);
+    for (size_t i = 1; i < ns; i++)
+        if (sr[i].slot == sr[i - 1].slot)
+            h->roots[sr[i].idx].counted = false;
+    free(sr);
+
+    h->obj_globals = h->obj_garbage = h->obj_finalizers = RS_NONE;
+    h->obj_globals = rs_find_object(h, (uint64_t)(uintptr_t)h->reg.globals);
+    h->obj_garbage = rs_find_object(h, (uint64_t)(uintptr_t)h->reg.garbage);
+    h->obj_finalizers = rs_find_object(h, (uint64_t)(uintptr_t)h->reg.finalizers);
+}
+
+/* ---- the public entry points ------------------------------------------------------------ */
+
+static void set_err(rs_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(rs_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+RS_EXPORT rs_heap *rs_heap_new(rs_memory mem, uint64_t registry, rs_error *err)
+{
+    if (!mem.read) {
+        set_err(err, "rs_heap_new: no memory reader");
+        return NULL;
+    }
+    if (!registry) {
+        set_err(err, "rs_heap_new: the address of rc_debug_registry is 0 (symbol not found?)");
+        return NULL;
+    }
+    rs_heap *h = rs_xcalloc(1, sizeof *h);
+    h->mem = mem;
+    h->regaddr = registry;
+    h->obj_globals = h->obj_garbage = h->obj_finalizers = RS_NONE;
+    return h;
+}
+
+RS_EXPORT void rs_heap_set_symbolizer(rs_heap *h, rs_symbolize_fn fn, void *ctx)
+{
+    if (!h)
+        return;
+    h->symbolize = fn;
+    h->symbolize_ctx = ctx;
+}
+
+static void free_analyses(rs_heap *h)
+{
+    if (h->gc) {
+        for (size_t g = 0; g < h->gc->ngroups; g++) {
+            free(h->gc->groups[g].members);
+            free(h->gc->groups[g].hang);
+        }
+        free(h->gc->groups);
+        free(h->gc->state);
+        free(h->gc->group);
+        free(h->gc->role);
+        free(h->gc);
+        h->gc = NULL;
+    }
+    if (h->dom) {
+        free(h->dom->idom);
+        free(h->dom->retained);
+        free(h->dom->rcount);
+        free(h->dom);
+        h->dom = NULL;
+    }
+    free(h->unexplained);
+    h->unexplained = NULL;
+    free(h->rootref);
+    h->rootref = NULL;
+    free(h->stackref);
+    h->stackref = NULL;
+}
+
+RS_EXPORT void rs_heap_free(rs_heap *h)
+{
+    if (!h)
+        return;
+    free_analyses(h);
+    for (size_t i = 0; i < h->nwarnings; i++)
+        free(h->warnings[i]);
+    free(h->warnings);
+    while (h->strings) {
+        rs_strblock *n = h->strings->next;
+        free(h->strings);
+        h->strings = n;
+    }
+    free(h->str_keys);
+    free(h->str_vals);
+    for (size_t i = 0; i < h->ntypes; i++)
+        free(h->types[i].fields);
+    free(h->types);
+    free(h->type_hash);
+    free(h->sites);
+    free(h->addr);
+    free(h->tidx);
+    free(h->refcnt);
+    free(h->info);
+    free(h->blk);
+    free(h->bytes);
+    free(h->page_keys);
+    free(h->page_start);
+    free(h->page_end);
+    free(h->out_off);
+    free(h->out_dst);
+    free(h->out_lab);
+    free(h->in_off);
+    free(h->in_src);
+    free(h->in_eid);
+    free(h->weak);
+    free(h->bad);
+    free(h->roots);
+    free(h);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const char *phase_name(uint32_t phase)
+{
+    static const char *const names[] = {"idle",     "find-unreachable", "legacy", "weakrefs",
+                                        "finalize", "resurrect",        "clear"};
+    return phase < sizeof names / sizeof *names ? names[phase] : "unknown";
+}
+
+RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_error *err)
+{
+    if (!h) {
+        set_err(err, "rs_heap_load: no heap");
+        return -1;
+    }
+    if (h->loaded) {
+        set_err(err, "rs_heap_load: the heap is loaded already");
+        return -1;
+    }
+    double t0 = now_seconds();
+    size_t got = rs_read_mem(h, h->regaddr, &h->reg, sizeof h->reg);
+    if (got < offsetof(rc_registry, object_head_size)) {
+        set_err(err, "cannot read rc_debug_registry at 0x%llx (%zu bytes readable)",
+                (unsigned long long)h->regaddr, got);
+        return -1;
+    }
+    if (memcmp(h->reg.magic, RC_REGISTRY_MAGIC, sizeof h->reg.magic) != 0) {
+        set_err(err, "no refscope registry at 0x%llx (bad magic; not a refscope program, or a "
+                     "wrong address)",
+                (unsigned long long)h->regaddr);
+        return -1;
+    }
+    if (h->reg.version != RC_REGISTRY_VERSION) {
+        set_err(err, "registry version %u at 0x%llx; this engine reads version %u",
+                h->reg.version, (unsigned long long)h->regaddr, RC_REGISTRY_VERSION);
+        return -1;
+    }
+    if (got < sizeof h->reg || h->reg.size != sizeof h->reg) {
+        set_err(err, "registry at 0x%llx is %u bytes (%zu readable); this engine expects %zu",
+                (unsigned long long)h->regaddr, h->reg.size, got, sizeof h->reg);
+        return -1;
+    }
+    if (h->reg.object_head_size != sizeof(rc_object) || h->reg.gc_head_size != sizeof(rc_gchead) ||
+        h->reg.arena_size != RC_ARENA_SIZE || h->reg.pool_size != RC_POOL_SIZE ||
+        h->reg.pool_header_size != RC_POOL_HEADER_SIZE || h->reg.align != RC_ALIGN ||
+        h->reg.small_max != RC_SMALL_MAX || h->reg.type_struct_size != sizeof(rc_type) ||
+        h->reg.field_struct_size != sizeof(rc_field)) {
+        set_err(err, "registry layout differs from this engine's (object head %u, gc head %u, "
+                     "arena %u, pool %u, type %u, field %u bytes)",
+                h->reg.object_head_size, h->reg.gc_head_size, h->reg.arena_size,
+                h->reg.pool_size, h->reg.type_struct_size, h->reg.field_struct_size);
+        return -1;
+    }
+    if (!h->reg.initialized)
+        rs_warn(h, "the runtime is not initialised (rc_init not called yet, or after "
+                   "rc_shutdown): the heap is empty");
+    if (h->reg.shutting_down)
+        rs_warn(h, "the runtime was shutting down (rc_shutdown in progress)");
+    if (h->reg.gc.collecting)
+        rs_warn(h, "core taken during a collection (phase %s, generation %d): reference counts "
+                   "and generation lists are in flux",
+                phase_name(h->reg.gc.phase), h->reg.gc.collecting_generation);
+
+    load_type_table(h);
+    load_sites(h);
+
+    load_state L;
+    memset(&L, 0, sizeof L);
+    L.last_type_idx = RS_NONE;
+    uint64_t hint = h->reg.alloc.blocks_in_use + h->reg.alloc.large_count;
+    if (hint > 0 && hint < ((uint64_t)1 << 30)) {
+        size_t cap = (size_t)hint + 16;
+        h->addr = rs_xmalloc(cap * sizeof *h->addr);
+        h->tidx = rs_xmalloc(cap * sizeof *h->tidx);
+        h->refcnt = rs_xmalloc(cap * sizeof *h->refcnt);
+        h->info = rs_xmalloc(cap * sizeof *h->info);
+        h->blk = rs_xmalloc(cap * sizeof *h->blk);
+        h->bytes = rs_xmalloc(cap * sizeof *h->bytes);
+        h->capobj = cap;
+    }
+    scan_large(h, &L);
+    if (progress)
+        progress(ctx, "large objects", L.nlarge, L.nlarge);
+    scan_arenas(h, &L, progress, ctx);
+    ext_flush(h, &L);
+    for (size_t i = L.large_pos; i < L.nlarge; i++)
+        free(L.large[i].data);
+    free(L.large);
+    free(L.ext);
+    free(L.buf);
+    if (h->nobj >= RS_MAX_OBJECTS)
+        rs_warn(h, "more than %u objects: the rest are not loaded", RS_MAX_OBJECTS);
+
+    build_page_index(h);
+    build_edges(h, &L);
+    if (progress)
+        progress(ctx, "edges", h->nedges, h->nedges);
+    if (h->nbad_total)
+        rs_warn(h, "%llu references point at no live object (dangling or corrupt); see `check`",
+                (unsigned long long)h->nbad_total);
+    load_roots(h);
+    h->loaded = true;
+    h->load_seconds = now_seconds() - t0;
+    if (h->nobj == 0 && h->reg.initialized)
+        rs_warn(h, "no live objects found");
+    return 0;
+}
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+const char *rs_instance_name(rs_heap *h, uint32_t i)
+{
+    const rs_type *t = rs_obj_type(h, i);
+    if (!t->tp_name_offset)
+        return NULL;
+    uint64_t p = 0;
+    if (!read_full(h, h->addr[i] + t->tp_name_offset, &p, 8) || !p)
+        return NULL;
+    return rs_target_string(h, p);
+}
+
+const char *rs_closure_code(rs_heap *h, uint32_t i, char *buf, size_t size)
+{
+    const rs_type *t = rs_obj_type(h, i);
+    if (strcmp(t->name, "closure") != 0 ||
+        t->tp_name_offset != offsetof(rc_closure_object, name) ||
+        h->blk[i] < sizeof(rc_closure_object))
+        return NULL;
+    uint64_t fn = 0;
+    if (!read_full(h, h->addr[i] + offsetof(rc_closure_object, fn), &fn, 8) || !fn)
+        return NULL;
+    buf[0] = 0;
+    if (!h->symbolize || h->symbolize(h->symbolize_ctx, fn, buf, size) != 0 || !buf[0])
+        snprintf(buf, size, "0x%llx", (unsigned long long)fn);
+    return buf;
+}
+
+bool rs_read_weakref(rs_heap *h, uint32_t i, rc_weakref *ret)
+{
+    if (!rs_obj_type(h, i)->weakref || h->blk[i] < sizeof *ret)
+        return false;
+    return read_full(h, h->addr[i], ret, sizeof *ret);
+}
+
+/* The key of entry `elem` of the dict table described by field f of src. */
+static const char *dict_key(rs_heap *h, uint32_t src, const rs_field *f, uint64_t elem)
+{
+    uint64_t entries = 0, key = 0;
+    if (!read_full(h, h->addr[src] + f->offset, &entries, 8) || !entries)
+        return NULL;
+    if (!read_full(h, entries + elem * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, key), &key,
+                   8))
+        return NULL;
+    return rs_target_string(h, key);
+}
+
+static const char *cell_name(rs_heap *h, uint32_t src, const rs_field *f, uint64_t elem)
+{
+    uint64_t names = 0, name = 0;
+    if (!read_full(h, h->addr[src] + f->aux_offset, &names, 8) || !names)
+        return NULL;
+    if (!read_full(h, names + elem * 8, &name, 8))
+        return NULL;
+    return rs_target_string(h, name);
+}
+
+const char *rs_edge_label(rs_heap *h, uint32_t src, uint64_t lab, bool weak, char *buf,
+                          size_t size)
+{
+    const rs_type *t = rs_obj_type(h, src);
+    uint32_t fi = RS_LAB_FIELD(lab);
+    uint64_t elem = RS_LAB_ELEM(lab);
+    if (fi >= t->nfields) {
+        snprintf(buf, size, "%s.?", t->name);
+        return buf;
+    }
+    const rs_field *f = &t->fields[fi];
+    const char *fname = f->name;
+    if (src == h->obj_globals)
+        fname = "globals";
+    else if (src == h->obj_garbage)
+        fname = "gc.garbage";
+    else if (src == h->obj_finalizers)
+        fname = "finalizers";
+    switch (f->kind) {
+    case RC_FIELD_REF:
+    case RC_FIELD_WEAK:
+        snprintf(buf, size, "%s.%s%s", t->name, f->name, weak ? " (weak)" : "");
+        break;
+    case RC_FIELD_REF_ARRAY:
+    case RC_FIELD_INLINE_ARRAY:
+        snprintf(buf, size, "%s[%llu]", fname, (unsigned long long)elem);
+        break;
+    case RC_FIELD_DICT: {
+        const char *k = dict_key(h, src, f, elem);
+        if (k)
+            snprintf(buf, size, "%s['%s']", fname, k);
+        else
+            snprintf(buf, size, "%s[entry %llu]", fname, (unsigned long long)elem);
+        break;
+    }
+    case RC_FIELD_NAMED_ARRAY: {
+        const char *inst = rs_instance_name(h, src);
+        const char *cn = cell_name(h, src, f, elem);
+        char pre[300];
+        if (inst)
+            snprintf(pre, sizeof pre, "%s %s %s", t->name, inst, f->name);
+        else
+            snprintf(pre, sizeof pre, "%s %s", t->name, f->name);
+        if (cn)
+            snprintf(buf, size, "%s '%s'", pre, cn);
+        else
+            snprintf(buf, size, "%s[%llu]", pre, (unsigned long long)elem);
+        break;
+    }
+    default:
+        snprintf(buf, size, "%s.%s", t->name, f->name);
+        break;
+    }
+    return buf;
+}
