@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* ---- per-module data ----------------------------------------------------------- */
 
@@ -1384,15 +1385,103 @@ static int cmp_gent(const void *a, const void *b)
     return strcmp(x->g.display, y->g.display);
 }
 
-static void build_globals(rs_target *t)
+/* Can module m's DWARF mention struct `head` at all? Indexing a module's
+ * DWARF is the expensive part of a run (libc's, when its debug package is
+ * installed, takes most of a second), and a module whose string tables never
+ * name the head struct cannot hold a pointer to it. Scans the raw string
+ * sections of the file holding the DWARF (the separate debug file if any);
+ * unsure answers (compressed sections, unreadable files) say yes. */
+static bool module_may_name(rs_target *t, rs_mod *m, const char *head)
 {
-    if (t->globals_done)
+    if (!m->pub.loaded || !m->pub.has_dwarf)
+        return false;
+    rs_elf local, *e = &m->elf;
+    if (m->debug_path) {
+        rs_file *f = rs__file_open(t, m->debug_path);
+        if (!f->data || rs__elf_parse(&local, f, NULL) != 0)
+            return true;
+        e = &local;
+    }
+    static const char *const sections[] = {".debug_str", ".debug_info"};
+    size_t hlen = strlen(head);
+    bool any = false;
+    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++) {
+        const Elf64_Shdr *sh = rs__elf_section(e, sections[i]);
+        if (!sh)
+            continue;
+        if (sh->sh_offset > e->file->size || sh->sh_size > e->file->size - sh->sh_offset)
+            return true;
+        any = true;
+        const uint8_t *data = e->file->data + sh->sh_offset;
+        size_t size = sh->sh_size;
+        uint8_t *inflated = NULL;
+        if (sh->sh_flags & SHF_COMPRESSED) {
+            /* Debian's debug files compress their sections (zlib). */
+            const Elf64_Chdr *ch = (const Elf64_Chdr *)(const void *)data;
+            uLongf out = 0;
+            if (size < sizeof *ch || ch->ch_type != ELFCOMPRESS_ZLIB ||
+                ch->ch_size > ((uint64_t)1 << 30))
+                return true;
+            out = (uLongf)ch->ch_size;
+            inflated = malloc(out ? out : 1);
+            if (!inflated || uncompress(inflated, &out, data + sizeof *ch,
+                                        (uLong)(size - sizeof *ch)) != Z_OK) {
+                free(inflated);
+                return true;
+            }
+            data = inflated;
+            size = out;
+        }
+        /* Names are NUL-terminated strings: look for "head\0" (in
+         * .debug_info, inline DW_FORM_string names have no NUL before). */
+        bool found = false;
+        const uint8_t *p = data, *end = data + size;
+        while (p < end && !found) {
+            const uint8_t *hit = memmem(p, (size_t)(end - p), head, hlen + 1);
+            if (!hit)
+                break;
+            found = hit == data || hit[-1] == 0 || i == 1;
+            p = hit + 1;
+        }
+        free(inflated);
+        if (found)
+            return true;
+    }
+    return !any;
+}
+
+/* head != NULL: only what rs_pointer_slots(head) needs (modules whose DWARF
+ * cannot name the head struct are not indexed); rs_globals later rebuilds
+ * the full list. The old arrays stay alive (slots point into them) until
+ * rs_close. */
+static void build_globals(rs_target *t, const char *head)
+{
+    if (t->globals_done && !(t->globals_filtered && !head))
         return;
+    if (t->globals_done) {
+        /* Keep the filtered arrays for the slots that point into them. */
+        void **keep = rs__alloc(t, 3 * sizeof(void *));
+        keep[0] = t->globals;
+        keep[1] = t->global_types;
+        keep[2] = t->global_mods;
+        t->retired_globals = keep;
+        t->globals = NULL;
+        t->global_types = NULL;
+        t->global_mods = NULL;
+        t->nglobals = 0;
+    }
     t->globals_done = true;
+    t->globals_filtered = head != NULL;
     gent *all = NULL;
     size_t n = 0, cap = 0;
     for (size_t mi = 0; mi < t->nmods; mi++) {
         rs_mod *m = t->mods[mi];
+        if (head) {
+            if (m->slots_skip == 0)
+                m->slots_skip = module_may_name(t, m, head) ? 2 : 1;
+            if (m->slots_skip == 1)
+                continue;
+        }
         rs_dwarf *dw = indexed(t, m);
         if (dw) {
             for (size_t i = 0; i < dw->nvars; i++) {
@@ -1461,7 +1550,7 @@ static void build_globals(rs_target *t)
 
 int rs_globals(rs_target *t, const rs_global **ret, size_t *count, rs_error *err)
 {
-    build_globals(t);
+    build_globals(t, NULL);
     *ret = t->globals;
     *count = t->nglobals;
     bool syms = false;
@@ -1529,7 +1618,7 @@ int rs_pointer_slots(rs_target *t, const char *head, const rs_slot **ret, size_t
                    "to %s in globals (build with -g)", t->program, head);
         return -1;
     }
-    build_globals(t);
+    build_globals(t, head);
     free(t->slots);
     free(t->slots_head);
     t->slots = NULL;

@@ -217,6 +217,9 @@ void rs_close(rs_target *t)
     free(t->globals);
     free(t->global_types);
     free(t->global_mods);
+    if (t->retired_globals)
+        for (int i = 0; i < 3; i++)
+            free(t->retired_globals[i]);
     free(t->slots);
     free(t->slots_head);
     for (rs_file *f = t->files, *next; f; f = next) {

@@ -105,6 +105,8 @@ typedef struct rs_mod {
     /* dwarf.c */
     struct rs_dwarf *dw;
     bool dw_tried;
+    int slots_skip;          /* rs_pointer_slots: 0 unknown, 1 skip (never names the
+                                head struct), 2 walk */
 } rs_mod;
 
 /* A file mapping as NT_FILE or /proc/PID/maps describes it. */
@@ -178,7 +180,11 @@ struct rs_target {
 
     /* DWARF-derived caches (dwarf.c) */
     bool globals_done;
+    bool globals_filtered;   /* built for rs_pointer_slots: modules that never
+                                name its head struct were left out */
     rs_global *globals;
+    void **retired_globals;  /* globals, global_types, global_mods of a filtered
+                                build replaced by a full one (freed at close) */
     size_t nglobals;
     uint64_t *global_types;  /* DWARF type DIE of each global (0: none) */
     struct rs_mod **global_mods;

@@ -335,12 +335,22 @@ static void name_frame(rs_target *t, rs_frame *f, bool exact)
     rs_srcloc loc;
     /* A return address points after the call: look up the call itself. */
     uint64_t at = exact || f->pc == 0 ? f->pc : f->pc - 1;
+    f->module = rs_module_at(t, at);
+    /* A system library whose DWARF lives in a separate debug file (libc
+     * with libc6-dbg installed) is named from its symbol table: indexing
+     * its DWARF to say "abort" would cost most of a run. */
+    const rs_mod *m = (const rs_mod *)(const void *)f->module;
+    rs_symbol sym;
+    if (m && m->debug_path && !m->pub.is_exe) {
+        if (rs_symbol_at(t, at, &sym) == 0)
+            f->function = sym.name;
+        return;
+    }
     if (rs_addr_to_line(t, at, &loc) == 0) {
         f->function = loc.function;
         f->file = loc.file;
         f->line = loc.line;
     }
-    f->module = rs_module_at(t, at);
 }
 
 static void unwind(rs_target *t, size_t ti)
