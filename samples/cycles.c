@@ -23,7 +23,13 @@
  *
  * (__slots__: instances without a __dict__, so the collector counts 2
  * objects, not 4 -- CPython 3.11 prints 2 here too.)
+ *
+ * The leak point (--wait, --abort-at-end): after the del, before
+ * gc.collect(): obj1 and obj2 (class MyObject, made in myobject_new) are an
+ * unreachable cycle, what `refscope CORE cycles` lists.
  */
+#include "sample.h"
+
 #include <refscope/rc.h>
 
 #include <stdio.h>
@@ -45,12 +51,9 @@ static rc_object *myobject_new(rc_object *cls, const char *name)
     return o;
 }
 
-int main(void)
+/* obj1..obj3 made, obj1 <-> obj2 linked, all three names dropped */
+static SAMPLE_NOINLINE void plant_cycle(rc_object *MyObject)
 {
-    rc_init();
-    static const char *const slots[] = {"name", "ref", NULL};
-    rc_object *MyObject = rc_class_new("MyObject", slots, myobject_del, 0);
-
     rc_object *obj1 = myobject_new(MyObject, "obj1");
     rc_object *obj2 = myobject_new(MyObject, "obj2");
     rc_object *obj3 = myobject_new(MyObject, "obj3");
@@ -65,6 +68,18 @@ int main(void)
     rc_decref(obj3); /* count 0: finalized and freed right here */
     printf("obj1 and obj2 still hold each other: refcount %ld each, not freed\n",
            (long)rc_refcount(obj1));
+}
+
+int main(int argc, char **argv)
+{
+    sample_options(argc, argv, "cycles: a cycle refcounting cannot free, and gc.collect()");
+    rc_init();
+    static const char *const slots[] = {"name", "ref", NULL};
+    rc_object *MyObject = rc_class_new("MyObject", slots, myobject_del, 0);
+
+    plant_cycle(MyObject);
+
+    sample_leak_planted();
 
     printf(">>> gc.collect()\n");
     fflush(stdout);

@@ -14,7 +14,12 @@
  *     print(sys.getrefcount(a))   # 3
  *     del b
  *     print(sys.getrefcount(a))   # 2
+ *
+ * With --wait or --abort-at-end it stops while `a` has two references
+ * (after b = a): `refscope CORE refs OBJ` shows the count and its holders.
  */
+#include "sample.h"
+
 #include <refscope/rc.h>
 
 #include <stdio.h>
@@ -25,8 +30,9 @@ static long getrefcount(rc_object *o)
     return (long)rc_refcount(o) + 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    sample_options(argc, argv, "refcounts: what sys.getrefcount() shows");
     rc_init();
 
     printf(">>> a = []\n");
@@ -36,6 +42,8 @@ int main(void)
     printf(">>> b = a\n");
     rc_object *b = rc_incref(a); /* a second name for the same list */
     printf("sys.getrefcount(a) = %ld\n", getrefcount(a));
+
+    sample_leak_planted(); /* a is held twice, by a and b */
 
     printf(">>> del b\n");
     rc_decref(b);
