@@ -484,11 +484,20 @@ const char *rs_site_str(rs_heap *h, uint32_t id, char *buf, size_t size)
     return buf;
 }
 
+/* Objects are named as the runtime's rc_describe names them, with the
+ * site's base name: "Node@0x55d0c0a4e2b0 (leaky.c:42)". Site histograms
+ * and tracebacks keep the path (rs_site_str). */
 const char *rs_describe(rs_heap *h, uint32_t i, char *buf, size_t size)
 {
-    char site[300];
-    snprintf(buf, size, "%s@0x%llx (%s)", rs_obj_type(h, i)->name,
-             (unsigned long long)h->addr[i], rs_site_str(h, rs_obj_site(h, i), site, sizeof site));
+    const rs_site *s = rs_get_site(h, rs_obj_site(h, i));
+    if (!s) {
+        snprintf(buf, size, "%s@0x%llx (unknown site)", rs_obj_type(h, i)->name,
+                 (unsigned long long)h->addr[i]);
+    } else {
+        const char *slash = strrchr(s->file, '/');
+        snprintf(buf, size, "%s@0x%llx (%s:%u)", rs_obj_type(h, i)->name,
+                 (unsigned long long)h->addr[i], slash ? slash + 1 : s->file, s->line);
+    }
     return buf;
 }
 
