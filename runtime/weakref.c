@@ -483,6 +483,23 @@ int rc_weakset_discard(rc_object *o, rc_object *item)
     return 0;
 }
 
+bool rc_weakset_next(rc_object *o, size_t *pos, rc_object **item)
+{
+    weakset *s = check_weakset(o, "rc_weakset_next");
+    if (!s || !s->data || !pos)
+        return false;
+    size_t n = rc_list_len(s->data);
+    while (*pos < n) {
+        rc_weakref *wr = (rc_weakref *)rc_list_get(s->data, (*pos)++);
+        if (wr && wr->wr_object && wr->wr_object->ob_refcnt > 0) {
+            if (item)
+                *item = wr->wr_object;
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t rc_weakset_len(rc_object *o)
 {
     weakset *s = check_weakset(o, "rc_weakset_len");

@@ -536,3 +536,26 @@ Test(weakref, finalize_detached_not_called_at_shutdown)
     rc_shutdown();
     cr_assert_eq(fin_calls, 0);
 }
+
+/* Iterating a WeakSet yields exactly its live items. */
+Test(weakref, weakset_iteration)
+{
+    rc_object *s = rc_weakset_new();
+    rc_object *a = rc_int(1), *b = rc_int(2), *c = rc_int(3);
+    rc_weakset_add(s, a);
+    rc_weakset_add(s, b);
+    rc_weakset_add(s, c);
+    rc_decref(b);
+    size_t pos = 0, n = 0;
+    int64_t sum = 0;
+    rc_object *item;
+    while (rc_weakset_next(s, &pos, &item)) {
+        n++;
+        sum += rc_int_value(item);
+    }
+    cr_assert_eq(n, 2);
+    cr_assert_eq(sum, 4);
+    rc_decref(a);
+    rc_decref(c);
+    rc_decref(s);
+}

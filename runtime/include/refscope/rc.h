@@ -327,6 +327,8 @@ int rc_weakset_add(rc_object *s, rc_object *item);
 bool rc_weakset_contains(rc_object *s, rc_object *item);
 int rc_weakset_discard(rc_object *s, rc_object *item);
 size_t rc_weakset_len(rc_object *s);
+/* Iterate the live items: *pos starts at 0; false at the end. Borrowed item. */
+bool rc_weakset_next(rc_object *s, size_t *pos, rc_object **item);
 
 /* weakref.finalize: `closure` is called once (with a NULL argument) when
  * `target` dies, or at rc_shutdown if it is still alive then. The finalize
