@@ -233,11 +233,65 @@ static rs_dwarf *get_dw(rs_mod *m)
     return m->dw;
 }
 
+/* libdwarf 20210528 frees memory twice when a .debug_rnglists (or
+ * .debug_loclists) unit header is malformed (tests/fuzz found it with
+ * corrupt executables): check the unit headers before libdwarf reads them.
+ * Returns NULL if they look sane (or cannot be checked: compressed, 64-bit
+ * DWARF), else the name of the bad section and its offset in *where. (A
+ * unit length of 0 is bad too: libdwarf trips on it the same way.) */
+static const char *bad_lists(rs_target *t, rs_mod *m, uint64_t *where)
+{
+    rs_elf local, *e = &m->elf;
+    if (m->debug_path) {
+        rs_file *f = rs__file_open(t, m->debug_path);
+        if (!f->data || rs__elf_parse(&local, f, NULL) != 0)
+            return NULL; /* libdwarf says what is wrong with it */
+        e = &local;
+    }
+    static const char *const names[] = {".debug_rnglists", ".debug_loclists"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const Elf64_Shdr *sh = rs__elf_section(e, names[i]);
+        if (!sh || sh->sh_type == SHT_NOBITS || (sh->sh_flags & SHF_COMPRESSED))
+            continue;
+        *where = sh->sh_offset;
+        if (sh->sh_offset > e->file->size || sh->sh_size > e->file->size - sh->sh_offset)
+            return names[i];
+        const uint8_t *base = e->file->data + sh->sh_offset, *p = base, *end = p + sh->sh_size;
+        while (p < end) {
+            /* unit_length u32, version u16 = 5, address_size 8, segment selector 0,
+             * offset_entry_count u32 (offsets of 4 bytes after the header) */
+            uint32_t len, count;
+            uint16_t version;
+            *where = sh->sh_offset + (uint64_t)(p - base);
+            if (end - p < 12)
+                return names[i];
+            memcpy(&len, p, 4);
+            memcpy(&version, p + 4, 2);
+            memcpy(&count, p + 8, 4);
+            if (len == 0xffffffffu)
+                break; /* 64-bit DWARF: not checked further */
+            if (len < 8 || len > (size_t)(end - p) - 4 || version != 5 || p[6] != 8 ||
+                p[7] != 0 || (uint64_t)count * 4 > len - 8)
+                return names[i];
+            p += 4 + (size_t)len;
+        }
+    }
+    return NULL;
+}
+
 static Dwarf_Debug info_dbg(rs_target *t, rs_mod *m)
 {
     rs_dwarf *dw = get_dw(m);
     if (!dw->info_tried) {
         dw->info_tried = true;
+        uint64_t where = 0;
+        const char *bad = m->pub.loaded && m->pub.has_dwarf ? bad_lists(t, m, &where) : NULL;
+        if (bad) {
+            rs__warn(t, "%s: its DWARF is corrupt (a bad %s unit header at file offset 0x%llx): "
+                     "DWARF not used", m->debug_path ? m->debug_path : m->pub.path, bad,
+                     (unsigned long long)where);
+            m->pub.has_dwarf = false;
+        }
         if (m->pub.loaded && m->pub.has_dwarf) {
             dw->dbg = open_dbg(t, m->debug_path ? m->debug_path : m->pub.path, true);
             if (!dw->dbg)
@@ -783,9 +837,9 @@ static rs_dwarf *indexed(rs_target *t, rs_mod *m)
         dwarf_dealloc_die(cu_die);
     }
     free(w.ranges);
-    qsort(dw->aranges, dw->naranges, sizeof *dw->aranges, cmp_arange);
-    qsort(dw->funcs, dw->nfuncs, sizeof *dw->funcs, cmp_arange);
-    qsort(dw->tnames, dw->ntnames, sizeof *dw->tnames, cmp_tname);
+    RS_QSORT(dw->aranges, dw->naranges, sizeof *dw->aranges, cmp_arange);
+    RS_QSORT(dw->funcs, dw->nfuncs, sizeof *dw->funcs, cmp_arange);
+    RS_QSORT(dw->tnames, dw->ntnames, sizeof *dw->tnames, cmp_tname);
     return dw;
 }
 
@@ -914,7 +968,7 @@ static void load_lines(rs_target *t, rs_dwarf *dw, rs_cu *cu)
             cu->nlines++;
         }
         free(files);
-        qsort(cu->lines, cu->nlines, sizeof *cu->lines, cmp_line);
+        RS_QSORT(cu->lines, cu->nlines, sizeof *cu->lines, cmp_line);
     }
     drop(dbg, &e);
     dwarf_srclines_dealloc_b(ctx);
@@ -1533,7 +1587,7 @@ static void build_globals(rs_target *t, const char *head)
             }
         }
     }
-    qsort(all, n, sizeof *all, cmp_gent);
+    RS_QSORT(all, n, sizeof *all, cmp_gent);
     t->globals = rs__xmalloc((n + 1) * sizeof *t->globals);
     t->global_types = rs__xmalloc((n + 1) * sizeof *t->global_types);
     t->global_mods = rs__xmalloc((n + 1) * sizeof *t->global_mods);

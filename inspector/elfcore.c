@@ -129,7 +129,8 @@ static const Elf64_Shdr *symbol_section(rs_elf *e, uint32_t type)
 {
     for (size_t i = 0; i < e->shnum; i++) {
         const Elf64_Shdr *s = &e->sh[i];
-        if (s->sh_type != type || s->sh_entsize != sizeof(Elf64_Sym) || s->sh_size == 0)
+        if (s->sh_type != type || s->sh_entsize != sizeof(Elf64_Sym) || s->sh_size == 0 ||
+            s->sh_offset % 8 != 0) /* read in place: must be aligned */
             continue;
         if (!in_file(e->file, s->sh_offset, s->sh_size) || s->sh_link >= e->shnum)
             continue;
@@ -160,15 +161,17 @@ int rs__elf_parse(rs_elf *e, rs_file *f, rs_error *err)
         return -1;
     }
     e->eh = eh;
-    if (eh->e_phnum && eh->e_phentsize == sizeof(Elf64_Phdr) &&
+    /* The header tables are used in place: they must be 8-byte aligned. */
+    if (eh->e_phnum && eh->e_phentsize == sizeof(Elf64_Phdr) && eh->e_phoff % 8 == 0 &&
         in_file(f, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr))) {
         e->ph = (const Elf64_Phdr *)(f->data + eh->e_phoff);
         e->phnum = eh->e_phnum;
     } else if (eh->e_phnum) {
-        rs__seterr(err, "program headers lie outside the file (truncated?)");
+        rs__seterr(err, eh->e_phoff % 8 ? "program headers at a misaligned offset (corrupt)"
+                                        : "program headers lie outside the file (truncated?)");
         return -1;
     }
-    if (eh->e_shnum && eh->e_shentsize == sizeof(Elf64_Shdr) &&
+    if (eh->e_shnum && eh->e_shentsize == sizeof(Elf64_Shdr) && eh->e_shoff % 8 == 0 &&
         in_file(f, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr))) {
         e->sh = (const Elf64_Shdr *)(f->data + eh->e_shoff);
         e->shnum = eh->e_shnum;
@@ -369,7 +372,7 @@ static void add_file_gaps(rs_target *t, size_t *cap, const range *claimed, size_
 /* Sort and make non-overlapping (a malformed core could overlap segments). */
 static void finish_regions(rs_target *t)
 {
-    qsort(t->regions, t->nregions, sizeof *t->regions, cmp_region);
+    RS_QSORT(t->regions, t->nregions, sizeof *t->regions, cmp_region);
     size_t out = 0;
     for (size_t i = 0; i < t->nregions; i++) {
         rs_region r = t->regions[i];
@@ -436,7 +439,8 @@ rs_target *rs_open_core(const char *core_path, const char *exe_path, rs_error *e
         if (p->p_offset < f->size)
             present = f->size - p->p_offset < p->p_filesz ? f->size - p->p_offset : p->p_filesz;
         if (p->p_type == PT_NOTE) {
-            walk_notes(f->data + p->p_offset, present, note_core, &cn);
+            if (present) /* (p_offset may lie anywhere: no pointer past the file) */
+                walk_notes(f->data + p->p_offset, present, note_core, &cn);
             if (present < p->p_filesz)
                 rs__warn(t, "core file %s is truncated inside its notes: threads or mapped "
                          "files may be missing", core_path);
@@ -455,7 +459,9 @@ rs_target *rs_open_core(const char *core_path, const char *exe_path, rs_error *e
             claimed[nclaimed++] = (range){p->p_vaddr, p->p_vaddr + fs};
             if (present > fs)
                 present = fs;
-            add_region(t, &rcap, p->p_vaddr, p->p_vaddr + present, f->data + p->p_offset, true);
+            if (present)
+                add_region(t, &rcap, p->p_vaddr, p->p_vaddr + present, f->data + p->p_offset,
+                           true);
             if (present < fs) {
                 missing_segs++;
                 missing_bytes += fs - present;
@@ -476,7 +482,7 @@ rs_target *rs_open_core(const char *core_path, const char *exe_path, rs_error *e
         t->signal = cn.siginfo_signo;
     if (!t->pid && t->nthreads)
         t->pid = t->threads[0].tid;
-    qsort(claimed, nclaimed, sizeof *claimed, cmp_range);
+    RS_QSORT(claimed, nclaimed, sizeof *claimed, cmp_range);
     finish_regions(t); /* core-only regions, sorted: the build-id checks read them */
 
     /* Executable and libraries. */
@@ -526,13 +532,14 @@ rs_target *rs_open_core(const char *core_path, const char *exe_path, rs_error *e
     for (size_t i = 0; i < cn.nfmaps; i++) {
         const rs_filemap *fm = &cn.fmaps[i];
         const char *path = fm->path;
-        if (exe_path && exe_map_path && strcmp(path, exe_map_path) == 0)
-            path = exe_path;
+        bool is_exe = exe_map_path && strcmp(path, exe_map_path) == 0;
+        if (exe_path && is_exe)
+            path = exe_path; /* --exe, which may be a relative path */
         bool usable = true;
         for (size_t j = 0; j < t->nmods; j++)
             if (!t->mods[j]->pub.loaded && strcmp(t->mods[j]->pub.path, path) == 0)
                 usable = false; /* a different build: its bytes would lie */
-        if (usable && path[0] == '/')
+        if (usable && (path[0] == '/' || (exe_path && is_exe)))
             add_file_gaps(t, &rcap, claimed, nclaimed, fm, rs__file_open(t, path));
         bool named = false;
         size_t lo = 0, hi = nsegs; /* the PT_LOAD maps, sorted: first one at or after fm->start */

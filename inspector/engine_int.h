@@ -48,6 +48,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* qsort with an empty array may get a NULL base, which C calls undefined
+ * (UBSan stops on it): sort only what has more than one element. */
+#define RS_QSORT(base, n, size, cmp)                                          \
+    do {                                                                      \
+        if ((n) > 1)                                                          \
+            qsort((base), (n), (size), (cmp));                                \
+    } while (0)
+
 #define RS_EXPORT __attribute__((visibility("default")))
 #define RS_NONE UINT32_MAX
 
@@ -76,6 +84,20 @@ typedef struct rs_field {
     const char *name; /* interned, never NULL */
     uint32_t kind, offset, len_offset, aux_offset;
 } rs_field;
+
+/* Does field f lie (partly) outside an instance of `size` bytes? Inline
+ * arrays may start at the end of the fixed part (their items follow it);
+ * everything else -- pointers, counts, the names table -- must fit inside.
+ * A field table that says otherwise is corrupt (or the size is). */
+static inline bool rs_field_outside(const rs_field *f, uint64_t size)
+{
+    bool inline_items = f->kind == RC_FIELD_INLINE_ARRAY || f->kind == RC_FIELD_NAMED_ARRAY;
+    if (inline_items ? f->offset > size : (uint64_t)f->offset + 8 > size)
+        return true;
+    if (f->kind != RC_FIELD_REF && f->kind != RC_FIELD_WEAK && (uint64_t)f->len_offset + 8 > size)
+        return true;
+    return f->kind == RC_FIELD_NAMED_ARRAY && (uint64_t)f->aux_offset + 8 > size;
+}
 
 typedef struct rs_type {
     uint64_t addr;

@@ -437,7 +437,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         }
         G->id = (uint32_t)g; /* old index, for the renumbering below */
     }
-    qsort(groups, ngroups, sizeof *groups, group_cmp);
+    RS_QSORT(groups, ngroups, sizeof *groups, group_cmp);
     uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
     for (size_t g = 0; g < ngroups; g++) {
         renum[groups[g].id] = (uint32_t)g;
@@ -574,7 +574,7 @@ static void dom_graph_init(dom_graph *G)
                 G->xpx_off[d - n]++;
         }
     }
-    qsort(pairs, np, sizeof *pairs, pair_cmp);
+    RS_QSORT(pairs, np, sizeof *pairs, pair_cmp);
     G->nxp = np;
     G->xp_obj = rs_xmalloc((np ? np : 1) * sizeof *G->xp_obj);
     G->xp_node = rs_xmalloc((np ? np : 1) * sizeof *G->xp_node);

@@ -382,6 +382,12 @@ static uint32_t get_type(rs_heap *h, uint64_t addr)
             }
         }
     }
+    for (uint32_t k = 0; rt.size >= sizeof(rc_object) && k < t->nfields; k++)
+        if (rs_field_outside(&t->fields[k], rt.size))
+            rs_warn(h, "type %s at 0x%llx: field '%s' (offset %u) lies outside its %llu-byte "
+                       "instances: a corrupt field table or size",
+                    t->name, (unsigned long long)addr, t->fields[k].name, t->fields[k].offset,
+                    (unsigned long long)rt.size);
     uint32_t e = (uint32_t)sizeof(rc_object);
     for (uint32_t k = 0; k < t->nfields; k++) {
         const rs_field *f = &t->fields[k];
@@ -629,7 +635,7 @@ static void ext_flush(rs_heap *h, load_state *L)
 {
     if (!L->next)
         return;
-    qsort(L->ext, L->next, sizeof *L->ext, ext_cmp);
+    RS_QSORT(L->ext, L->next, sizeof *L->ext, ext_cmp);
     size_t i = 0;
     while (i < L->next) {
         /* Coalesce [i, j): close together, at most EXT_BLOCK in all. */
@@ -887,7 +893,7 @@ static void scan_large(rs_heap *h, load_state *L)
         }
     }
     free(buf);
-    qsort(L->large, L->nlarge, sizeof *L->large, large_cmp);
+    RS_QSORT(L->large, L->nlarge, sizeof *L->large, large_cmp);
     /* Drop duplicates (a corrupt list visiting a node twice). */
     size_t w = 0;
     for (size_t i = 0; i < L->nlarge; i++) {
@@ -1012,7 +1018,7 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
         refs[nref++] = (arena_ref){tab[i].address, (uint32_t)i, nc};
     }
     free(tab);
-    qsort(refs, nref, sizeof *refs, arena_cmp);
+    RS_QSORT(refs, nref, sizeof *refs, arena_cmp);
 
     unsigned char *buf = rs_xmalloc(RC_ARENA_SIZE);
     uint64_t prev_end = 0;
@@ -1230,7 +1236,7 @@ static void build_edges(rs_heap *h, load_state *L)
         lab_dst *tmp = rs_xmalloc(len * sizeof *tmp);
         for (size_t k = 0; k < len; k++)
             tmp[k] = (lab_dst){h->out_lab[a + k], h->out_dst[a + k]};
-        qsort(tmp, len, sizeof *tmp, lab_dst_cmp);
+        RS_QSORT(tmp, len, sizeof *tmp, lab_dst_cmp);
         for (size_t k = 0; k < len; k++) {
             h->out_lab[a + k] = tmp[k].lab;
             h->out_dst[a + k] = tmp[k].dst;
@@ -1423,7 +1429,7 @@ static void load_roots(rs_heap *h)
     for (size_t i = 0; i < w; i++)
         if (h->roots[i].slot)
             sr[ns++] = (slot_ref){h->roots[i].slot, (uint32_t)i};
-    qsort(sr, ns, sizeof *sr, slot_cmp);
+    RS_QSORT(sr, ns, sizeof *sr, slot_cmp);
     for (size_t i = 1; i < ns; i++)
         if (sr[i].slot == sr[i - 1].slot)
             h->roots[sr[i].idx].counted = false;
@@ -1617,8 +1623,11 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
     load_state L;
     memset(&L, 0, sizeof L);
     L.last_type_idx = RS_NONE;
+    /* Pre-size the object table from the allocator's counts, which a corrupt
+     * registry can make anything: trust them up to 4M objects only (beyond,
+     * the table grows by doubling as objects are found). */
     uint64_t hint = h->reg.alloc.blocks_in_use + h->reg.alloc.large_count;
-    if (hint > 0 && hint < ((uint64_t)1 << 30)) {
+    if (hint > 0 && hint <= ((uint64_t)1 << 22)) {
         size_t cap = (size_t)hint + 16;
         h->addr = rs_xmalloc(cap * sizeof *h->addr);
         h->tidx = rs_xmalloc(cap * sizeof *h->tidx);
@@ -1649,6 +1658,14 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
         rs_warn(h, "%llu references point at no live object (dangling or corrupt); see `check`",
                 (unsigned long long)h->nbad_total);
     load_roots(h);
+    uint64_t ncorrupt = 0, first_corrupt = 0;
+    for (size_t i = 0; i < h->nobj; i++)
+        if (h->refcnt[i] >= 0x80000000u && !ncorrupt++)
+            first_corrupt = h->addr[i];
+    if (ncorrupt)
+        rs_warn(h, "%llu objects have a corrupt refcount (2^31 or more, negative as a signed "
+                   "count; the first at 0x%llx): they are left out of `leaks`; see `check`",
+                (unsigned long long)ncorrupt, (unsigned long long)first_corrupt);
     h->loaded = true;
     h->load_seconds = now_seconds() - t0;
     if (h->nobj == 0 && h->reg.initialized)

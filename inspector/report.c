@@ -55,6 +55,7 @@
  *     refcount R = H heap references + O roots [+ S stack slots]; 0 unexplained
  *       | ... + U unexplained (a missing decref?)
  *       | refcount R, but H heap references + O roots: OVER-RELEASED by X (an extra decref)
+ *       | refcount R is corrupt (S as a signed count), not reconciled: H heap references + O roots + S stack slots point at it
  *       [(N more stack slots point at it: borrowed or stale pointers)]
  *     collector: survives|collectable|uncollectable|freed by cascade|not collected [(cycle N)]
  *     retained: B bytes in N objects | retained: not reachable from any root
@@ -576,7 +577,7 @@ static json_t *type_histogram(rs_heap *h, const uint32_t *objs, size_t n, size_t
         r->count++;
         r->bytes += h->bytes[objs[k]];
     }
-    qsort(rows, h->ntypes, sizeof *rows, hist_cmp);
+    RS_QSORT(rows, h->ntypes, sizeof *rows, hist_cmp);
     json_t *a = json_array();
     for (size_t t = 0; t < h->ntypes && rows[t].count; t++) {
         if (maxrows && t >= maxrows)
@@ -819,7 +820,7 @@ static json_t *build_hist(rs_heap *h, const cmdline *c, bool by_site)
         rows[k].bytes += h->bytes[i];
         tb += h->bytes[i];
     }
-    qsort(rows, nkeys, sizeof *rows, hist_cmp);
+    RS_QSORT(rows, nkeys, sizeof *rows, hist_cmp);
     size_t used = 0;
     while (used < nkeys && rows[used].count)
         used++;
@@ -907,6 +908,8 @@ static json_t *jreconcile(rs_heap *h, uint32_t i)
     jset(o, "stack_slots", jint(slots));
     jset(o, "explained", jint(heap + roots + stack));
     jset(o, "unexplained", jsint(rs_unexplained(h)[i]));
+    /* 2^31 and up: no real count gets there; rs_unexplained leaves it out */
+    jset(o, "corrupt", json_boolean(h->refcnt[i] >= 0x80000000u));
     return o;
 }
 
@@ -1025,6 +1028,14 @@ static void text_reconcile(sb *b, const json_t *r)
 {
     long long u = (long long)gi(r, "unexplained"), st = (long long)gi(r, "stack"),
               slots = (long long)gi(r, "stack_slots");
+    if (gb(r, "corrupt")) {
+        long long rc = (long long)gi(r, "refcount");
+        sb_printf(b, "refcount %lld is corrupt (%lld as a signed count), not reconciled: %lld heap "
+                     "references + %lld roots + %lld stack slots point at it",
+                  rc, (long long)(int32_t)(uint32_t)rc, (long long)gi(r, "heap"),
+                  (long long)gi(r, "roots"), slots);
+        return;
+    }
     if (u < 0) {
         sb_printf(b, "refcount %lld, but %lld heap references + %lld roots: OVER-RELEASED by %lld "
                      "(an extra decref)",
@@ -1949,7 +1960,7 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
         if (unx[i])
             keys[nk++] = (leak_key){unx[i] > 0 ? 1 : -1, h->tidx[i], rs_obj_site(h, (uint32_t)i),
                                     (uint32_t)i};
-    qsort(keys, nk, sizeof *keys, leak_cmp);
+    RS_QSORT(keys, nk, sizeof *keys, leak_cmp);
     leak_group *groups = NULL;
     size_t ng = 0, capg = 0;
     uint64_t tot_obj[2] = {0}, tot_ref[2] = {0}, tot_bytes[2] = {0};
@@ -1975,7 +1986,7 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
         groups[ng++] = g;
         k = j;
     }
-    qsort(groups, ng, sizeof *groups, leak_group_cmp);
+    RS_QSORT(groups, ng, sizeof *groups, leak_group_cmp);
 
     json_t *o = json_object();
     jset(o, "command", json_string("leaks"));
@@ -2882,6 +2893,16 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
                 "allocator statistics: %llu blocks in use, but %llu live small objects",
                 (unsigned long long)h->reg.alloc.blocks_in_use, (unsigned long long)nsmall);
 
+    for (size_t ti = 0; ti < h->ntypes; ti++) { /* field tables against instance sizes */
+        const rs_type *t = &h->types[ti];
+        for (uint32_t k = 0; t->valid && t->size >= sizeof(rc_object) && k < t->nfields; k++)
+            if (rs_field_outside(&t->fields[k], t->size))
+                problem(&P, h, t->addr, RS_NONE, "type",
+                        "type %s: field '%s' (offset %u) lies outside its %llu-byte instances",
+                        t->name, t->fields[k].name, t->fields[k].offset,
+                        (unsigned long long)t->size);
+    }
+
     uint64_t *gnext = rs_xcalloc(n ? n : 1, sizeof *gnext);
     uint64_t *gprev = rs_xcalloc(n ? n : 1, sizeof *gprev);
     uint8_t *has_head = rs_xcalloc(n ? n : 1, 1);
@@ -3093,7 +3114,7 @@ static int diff_row_cmp(const void *a, const void *b)
 static json_t *diff_rows(diff_row *rows, size_t n, const char **names, const char *what,
                          size_t show)
 {
-    qsort(rows, n, sizeof *rows, diff_row_cmp);
+    RS_QSORT(rows, n, sizeof *rows, diff_row_cmp);
     json_t *a = json_array();
     size_t shown = 0;
     for (size_t k = 0; k < n && shown < show; k++) {

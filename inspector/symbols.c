@@ -82,11 +82,11 @@ static void load_syms(rs_target *t, rs_mod *m)
         o->name = name;
         o->info = y->st_info;
     }
-    qsort(m->syms, m->nsyms, sizeof *m->syms, cmp_addr);
+    RS_QSORT(m->syms, m->nsyms, sizeof *m->syms, cmp_addr);
     m->by_name = rs__xmalloc((m->nsyms + 1) * sizeof *m->by_name);
     for (size_t i = 0; i < m->nsyms; i++)
         m->by_name[i] = &m->syms[i];
-    qsort(m->by_name, m->nsyms, sizeof *m->by_name, cmp_name);
+    RS_QSORT(m->by_name, m->nsyms, sizeof *m->by_name, cmp_name);
 }
 
 static void fill(rs_symbol *ret, const rs_sym *s, const rs_mod *m)

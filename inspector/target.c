@@ -353,9 +353,30 @@ static int cmp_map(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Sort by start and make the list disjoint, as rs_mapping_find's binary
+ * search needs: a malformed core can claim addresses twice (segments or
+ * NT_FILE entries that overlap) or backwards (end before start). Empty and
+ * backward mappings are dropped; one that overlaps its predecessor keeps
+ * only what lies beyond it. */
 void rs__sort_maps(rs_target *t)
 {
-    qsort(t->maps, t->nmaps, sizeof *t->maps, cmp_map);
+    RS_QSORT(t->maps, t->nmaps, sizeof *t->maps, cmp_map);
+    size_t out = 0;
+    for (size_t i = 0; i < t->nmaps; i++) {
+        rs_mapping m = t->maps[i];
+        if (m.end <= m.start)
+            continue;
+        if (out > 0 && m.start < t->maps[out - 1].end) {
+            uint64_t cut = t->maps[out - 1].end;
+            if (m.end <= cut)
+                continue;
+            if (m.path)
+                m.file_offset += cut - m.start;
+            m.start = cut;
+        }
+        t->maps[out++] = m;
+    }
+    t->nmaps = out;
 }
 
 size_t rs_mapping_count(const rs_target *t) { return t->nmaps; }
@@ -398,6 +419,11 @@ void rs__thread_stacks(rs_target *t)
             rs__warn(t, "thread %d: stack longer than %llu MiB, only its first part is scanned",
                      th->tid, (unsigned long long)(RS_STACK_CAP >> 20));
         }
+        uint64_t word;
+        if (th->stack_end > th->stack_start && !rs_read_u64(t, th->stack_start, &word))
+            rs__warn(t, "thread %d: its stack at 0x%llx is not readable (a truncated core?): "
+                     "objects only its frames hold will look unexplained",
+                     th->tid, (unsigned long long)th->stack_start);
     }
 }
 

@@ -25,6 +25,14 @@
 #include <elf.h>
 #include <stdarg.h>
 
+/* qsort with an empty array may get a NULL base, which C calls undefined
+ * (UBSan stops on it): sort only what has more than one element. */
+#define RS_QSORT(base, n, size, cmp)                                          \
+    do {                                                                      \
+        if ((n) > 1)                                                          \
+            qsort((base), (n), (size), (cmp));                                \
+    } while (0)
+
 #define RS_PAGE 4096u
 #define RS_MAX_WARNINGS 200 /* then one line says how many more were dropped */
 
@@ -196,6 +204,7 @@ struct rs_target {
 rs_target *rs__target_new(rs_target_kind kind);
 /* Read only from the core file's bytes (build-id checks). */
 size_t rs__read_core_only(rs_target *t, uint64_t addr, void *buf, size_t len);
+/* Sort the mappings by start and make them disjoint (drops empty ones). */
 void rs__sort_maps(rs_target *t);
 /* Stack ranges of all threads from the mappings. */
 void rs__thread_stacks(rs_target *t);

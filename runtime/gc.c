@@ -46,7 +46,7 @@
 #include <time.h>
 
 #define PREV_COLLECTING ((uintptr_t)1)
-#define PREV_MASK ((uintptr_t)3)
+#define PREV_MASK RC_GC_PREV_MASK
 #define PREV_SHIFT 2
 #define NEXT_UNREACHABLE ((uintptr_t)1)
 
@@ -94,13 +94,7 @@ static inline void list_append(rc_gchead *node, rc_gchead *list)
     list->gc_prev = (uintptr_t)node;
 }
 
-static inline void list_remove(rc_gchead *node)
-{
-    rc_gchead *prev = gprev(node), *next = gnext(node);
-    set_next(prev, next);
-    set_prev(next, prev);
-    node->gc_next = 0;
-}
+/* (Removing one object from its list is _rc_gc_untrack, inline in internal.h.) */
 
 static void list_move(rc_gchead *node, rc_gchead *list)
 {
@@ -137,10 +131,7 @@ static size_t list_size(const rc_gchead *l)
 
 /* Objects per generation (0..2, 3 = permanent), kept exact by changing an
  * object's generation bits only here. */
-static inline uint64_t *gen_count(unsigned gen)
-{
-    return gen < 3 ? &GC.generations[gen].nobjects : &GC.permanent.nobjects;
-}
+static inline uint64_t *gen_count(unsigned gen) { return _rc_gen_count(gen); }
 
 static inline void move_gen(rc_object *o, unsigned gen)
 {
@@ -194,52 +185,31 @@ void _rc_gc_init(void)
         debug_stream = stderr;
 }
 
-void _rc_gc_track(rc_object *o)
-{
-    rc_gchead *g = AS_GC(o);
-    g->gc_prev = 0;
-    list_append(g, GEN_HEAD(0));
-    o->ob_info = (o->ob_info & ~RC_OBF_GEN_MASK) | RC_OBF_TRACKED;
-    GC.tracked++;
-    GC.generations[0].nobjects++;
-}
-
-void _rc_gc_untrack(rc_object *o)
-{
-    rc_gchead *g = AS_GC(o);
-    list_remove(g);
-    g->gc_prev = 0;
-    o->ob_info &= ~RC_OBF_TRACKED;
-    GC.tracked--;
-    (*gen_count(_rc_gen(o)))--;
-}
-
-void _rc_gc_on_free(void)
-{
-    if (GC.generations[0].count > 0)
-        GC.generations[0].count--;
-}
-
 /* ---- finding the unreachable ------------------------------------------------------ */
 
-static void update_refs(rc_gchead *containers)
+/* gc_refs = refcount, COLLECTING set; and the generation bits become `gen`
+ * (collect() splices the younger generations in without touching their
+ * objects: this walk is the one that fixes their bits). */
+static void update_refs(rc_gchead *containers, unsigned gen)
 {
     for (rc_gchead *g = gnext(containers); g != containers; g = gnext(g)) {
         rc_object *o = FROM_GC(g);
-        reset_refs(g, o->ob_refcnt);
+        uint32_t refcnt = o->ob_refcnt;
         /* A tracked object with refcount 0 is being deallocated right now
          * (its finalizer triggered this collection); gc_refs 0 would make it
          * look unreachable and it would be freed twice. CPython asserts this
          * cannot happen; we treat it as externally referenced. */
-        if (RC_UNLIKELY(o->ob_refcnt == 0))
-            reset_refs(g, 1);
+        reset_refs(g, RC_LIKELY(refcnt != 0) ? refcnt : 1);
+        move_gen(o, gen);
     }
 }
 
-static int visit_decref(rc_object *o, void *arg)
+/* (Only objects of GC types are ever TRACKED: the flag alone says both,
+ * without reading the type.) */
+static inline int visit_decref(rc_object *o, void *arg)
 {
     (void)arg;
-    if (_rc_is_gc(o) && (o->ob_info & RC_OBF_TRACKED)) {
+    if (o->ob_info & RC_OBF_TRACKED) {
         rc_gchead *g = AS_GC(o);
         if (is_collecting(g) && get_refs(g) > 0)
             decref_refs(g);
@@ -250,13 +220,13 @@ static int visit_decref(rc_object *o, void *arg)
 static void subtract_refs(rc_gchead *containers)
 {
     for (rc_gchead *g = gnext(containers); g != containers; g = gnext(g))
-        _rc_traverse(FROM_GC(g), visit_decref, NULL);
+        _rc_traverse_inline(FROM_GC(g), visit_decref, NULL);
 }
 
-static int visit_reachable(rc_object *o, void *arg)
+static inline __attribute__((always_inline)) int visit_reachable(rc_object *o, void *arg)
 {
     rc_gchead *reachable = arg;
-    if (!_rc_is_gc(o) || !(o->ob_info & RC_OBF_TRACKED))
+    if (!(o->ob_info & RC_OBF_TRACKED))
         return 0;
     rc_gchead *g = AS_GC(o);
     /* Objects of other generations, and those left of the scan position in
@@ -280,17 +250,24 @@ static int visit_reachable(rc_object *o, void *arg)
     return 0;
 }
 
-static void move_unreachable(rc_gchead *young, rc_gchead *unreachable)
+/* Returns how many objects stayed in young (the reachable); they are no
+ * longer COLLECTING and their generation bits say `survivor_gen`, the
+ * generation the caller merges young into. */
+static size_t move_unreachable(rc_gchead *young, rc_gchead *unreachable, unsigned survivor_gen)
 {
     rc_gchead *prev = young;
     rc_gchead *g = gnext(young);
+    size_t nreachable = 0;
     while (g != young) {
         if (get_refs(g)) {
             /* Reachable from outside young: traverse it. The traversal may
              * append to young, so the next object is read afterwards. */
-            _rc_traverse(FROM_GC(g), visit_reachable, young);
+            rc_object *o = FROM_GC(g);
+            _rc_traverse_inline(o, visit_reachable, young);
             set_prev(g, prev);
             clear_collecting(g);
+            move_gen(o, survivor_gen);
+            nreachable++;
             prev = g;
         } else {
             /* Maybe unreachable: assume so; visit_reachable moves it back
@@ -306,6 +283,7 @@ static void move_unreachable(rc_gchead *young, rc_gchead *unreachable)
     }
     young->gc_prev = (uintptr_t)prev;
     unreachable->gc_next &= ~NEXT_UNREACHABLE;
+    return nreachable;
 }
 
 static void clear_unreachable_mask(rc_gchead *unreachable)
@@ -316,33 +294,59 @@ static void clear_unreachable_mask(rc_gchead *unreachable)
     }
 }
 
-static void deduce_unreachable(rc_gchead *base, rc_gchead *unreachable)
+/* Objects of `base` (generation bits `gen`) that nothing outside it
+ * reaches move to `unreachable`; the others stay, with generation bits
+ * `survivor_gen`. Returns how many stayed. */
+static size_t deduce_unreachable(rc_gchead *base, rc_gchead *unreachable, unsigned gen,
+                                 unsigned survivor_gen)
 {
-    update_refs(base);
+    update_refs(base, gen);
     subtract_refs(base);
-    move_unreachable(base, unreachable);
+    return move_unreachable(base, unreachable, survivor_gen);
 }
 
 /* ---- legacy finalizers ------------------------------------------------------------- */
 
 static bool has_legacy_finalizer(const rc_object *o) { return o->ob_type->legacy_del != NULL; }
 
-static void move_legacy_finalizers(rc_gchead *unreachable, rc_gchead *finalizers)
+/* What the one walk over the unreachable (scan_unreachable) found out for
+ * the phases after it: those with nothing to do are skipped. */
+typedef struct unreachable_facts {
+    size_t n;          /* objects left in unreachable (exact while no legacy
+                          finalizer was found: then nothing else moves out) */
+    bool weakrefs;     /* some object is a weakref or may have weakrefs */
+    bool finalizers;   /* some object has a PEP 442 finalizer yet to run */
+} unreachable_facts;
+
+/* CPython's move_legacy_finalizers (the NEXT_UNREACHABLE flags go, objects
+ * with a legacy finalizer move to `finalizers`), and while at it the facts
+ * above, so that a collection of plain objects walks its garbage once here
+ * and once to free it. */
+static void scan_unreachable(rc_gchead *unreachable, rc_gchead *finalizers,
+                             unreachable_facts *facts)
 {
     rc_gchead *next;
     for (rc_gchead *g = gnext(unreachable); g != unreachable; g = next) {
         g->gc_next &= ~NEXT_UNREACHABLE;
         next = (rc_gchead *)g->gc_next;
-        if (has_legacy_finalizer(FROM_GC(g))) {
+        rc_object *o = FROM_GC(g);
+        const rc_type *t = o->ob_type;
+        if (has_legacy_finalizer(o)) {
             clear_collecting(g);
             list_move(g, finalizers);
+            continue;
         }
+        facts->n++;
+        if ((o->ob_info & RC_OBF_WEAKREFD) || (t->tp_flags & RC_TPF_WEAKREF))
+            facts->weakrefs = true;
+        if (t->finalize && !(o->ob_info & RC_OBF_FINALIZED))
+            facts->finalizers = true;
     }
 }
 
 static int visit_move(rc_object *o, void *arg)
 {
-    if (_rc_is_gc(o) && (o->ob_info & RC_OBF_TRACKED)) {
+    if (o->ob_info & RC_OBF_TRACKED) {
         rc_gchead *g = AS_GC(o);
         if (is_collecting(g)) {
             list_move(g, (rc_gchead *)arg);
@@ -357,7 +361,7 @@ static int visit_move(rc_object *o, void *arg)
 static void move_legacy_finalizer_reachable(rc_gchead *finalizers)
 {
     for (rc_gchead *g = gnext(finalizers); g != finalizers; g = gnext(g))
-        _rc_traverse(FROM_GC(g), visit_move, finalizers);
+        _rc_traverse_inline(FROM_GC(g), visit_move, finalizers);
 }
 
 static void append_to_garbage(rc_object *o)
@@ -409,6 +413,13 @@ static size_t handle_weakrefs(rc_gchead *unreachable, int old_gen)
             rc_gchead *wg = AS_GC(wr);
             if (is_collecting(wg))
                 continue; /* the weakref is trash itself: no callback */
+            /* Untracked: being deallocated (refcount 0, still linked until
+             * its destroy unlinks it; this collection runs from code its
+             * deallocation called) or parked in the trashcan. Dead: no
+             * callback, as on a refcount death; and its gc head is not
+             * in a list to move. */
+            if (!(wr->ob_base.ob_info & RC_OBF_TRACKED))
+                continue;
             rc_incref(wr);
             list_move(wg, &wrcb_to_call);
         }
@@ -459,12 +470,12 @@ static void list_clear_collecting(rc_gchead *l)
 }
 
 static void handle_resurrected_objects(rc_gchead *unreachable, rc_gchead *still_unreachable,
-                                       int old_gen)
+                                       int generation, int old_gen)
 {
     list_clear_collecting(unreachable);
-    deduce_unreachable(unreachable, still_unreachable);
+    deduce_unreachable(unreachable, still_unreachable, (unsigned)generation, (unsigned)old_gen);
     clear_unreachable_mask(still_unreachable);
-    merge_into_gen(unreachable, old_gen); /* the resurrected */
+    list_merge(unreachable, GEN_HEAD(old_gen)); /* the resurrected */
 }
 
 static void delete_garbage(rc_gchead *collectable, int old_gen)
@@ -531,27 +542,31 @@ static size_t collect(int generation, size_t *n_uncollectable)
     for (int i = 0; i <= generation; i++)
         GC.generations[i].count = 0;
 
+    /* Splice the younger generations in; update_refs sets their bits. */
     for (int i = 0; i < generation; i++)
-        merge_into_gen(GEN_HEAD(i), generation);
+        list_merge(GEN_HEAD(i), GEN_HEAD(generation));
 
     rc_gchead *young = GEN_HEAD(generation);
     int old_gen = generation < 2 ? generation + 1 : 2;
 
     list_init(&unreachable);
-    deduce_unreachable(young, &unreachable);
+    size_t nsurvivors =
+        deduce_unreachable(young, &unreachable, (unsigned)generation, (unsigned)old_gen);
 
     if (generation < 2) {
         if (generation == 1)
-            GC.long_lived_pending += list_size(young);
-        merge_into_gen(young, old_gen);
+            GC.long_lived_pending += nsurvivors;
+        list_merge(young, GEN_HEAD(old_gen)); /* bits set by move_unreachable */
     } else {
         GC.long_lived_pending = 0;
-        GC.long_lived_total = list_size(young);
+        GC.long_lived_total = nsurvivors;
     }
 
     GC.phase = RC_PHASE_LEGACY;
     list_init(&finalizers);
-    move_legacy_finalizers(&unreachable, &finalizers);
+    unreachable_facts facts = {0, false, false};
+    scan_unreachable(&unreachable, &finalizers, &facts);
+    bool exact = list_empty(&finalizers); /* facts.n is the size of unreachable */
     move_legacy_finalizer_reachable(&finalizers);
 
     if (GC.debug & RC_DEBUG_COLLECTABLE)
@@ -559,19 +574,29 @@ static size_t collect(int generation, size_t *n_uncollectable)
             _rc_gc_debug_line("collectable", FROM_GC(g));
 
     GC.phase = RC_PHASE_WEAKREFS;
-    m += handle_weakrefs(&unreachable, old_gen);
+    if (facts.weakrefs) {
+        m += handle_weakrefs(&unreachable, old_gen);
+        exact = false;
+    }
 
-    GC.phase = RC_PHASE_FINALIZE;
-    finalize_garbage(&unreachable);
-
-    GC.phase = RC_PHASE_RESURRECT;
     list_init(&final_unreachable);
-    handle_resurrected_objects(&unreachable, &final_unreachable, old_gen);
+    if (facts.finalizers) {
+        GC.phase = RC_PHASE_FINALIZE;
+        finalize_garbage(&unreachable);
+        GC.phase = RC_PHASE_RESURRECT;
+        handle_resurrected_objects(&unreachable, &final_unreachable, generation, old_gen);
+        exact = false;
+    } else {
+        /* No finalizer ran: nothing can have been resurrected (weakref
+         * callbacks cannot reach the unreachable, whose weakrefs are
+         * cleared), so CPython's second pass would find the same set. */
+        list_merge(&unreachable, &final_unreachable);
+    }
 
     /* Counted after resurrection (CPython 3.9+): a resurrected object is
      * not "collected". */
     GC.phase = RC_PHASE_CLEAR;
-    m += list_size(&final_unreachable);
+    m += exact ? facts.n : list_size(&final_unreachable);
     delete_garbage(&final_unreachable, old_gen);
 
     for (rc_gchead *g = gnext(&finalizers); g != &finalizers; g = gnext(g)) {
@@ -667,13 +692,10 @@ static void collect_generations(void)
     }
 }
 
-void _rc_gc_on_alloc(void)
+void _rc_gc_collect_due(void)
 {
-    if (RC_UNLIKELY(--REG.trace.timeline_countdown <= 0))
-        _rc_timeline_tick();
-    GC.generations[0].count++;
-    if (GC.generations[0].count > (uint64_t)GC.generations[0].threshold && GC.enabled &&
-        GC.generations[0].threshold && !GC.collecting && !REG.shutting_down)
+    /* generations[0].count has passed its threshold (_rc_gc_on_alloc) */
+    if (GC.enabled && GC.generations[0].threshold && !GC.collecting && !REG.shutting_down)
         collect_generations();
 }
 

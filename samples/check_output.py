@@ -20,10 +20,13 @@ times. Regular expressions are only matched in turn.
 --arg ARG passes ARG to the program (repeatable). The program must exit
 with status 0, or with --signal SIG (ABRT, SEGV, ...) be killed by that
 signal; then core dumps are disabled for it (RLIMIT_CORE 0), so a test
-leaves no core behind.
+leaves no core behind. With REFSCOPE_SAMPLE_WRAPPER set (a command line,
+as tests/valgrind.sh sets it), the program runs under that command.
 """
+import os
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -64,8 +67,11 @@ def main(argv):
     items = [[parse_line(a) for a in s.split("||")] for s in specs if not s.startswith("!")]
     expected_anywhere = {it[1] for group in items for it in group if it[0] == "text"}
 
-    proc = subprocess.run([prog] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=60,
+    # `meson test --setup valgrind` runs the sample under valgrind (tests/valgrind.sh).
+    wrapper = shlex.split(os.environ.get("REFSCOPE_SAMPLE_WRAPPER", ""))
+    proc = subprocess.run(wrapper + [prog] + args, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=600 if wrapper else 60,
                           preexec_fn=no_core if expect_signal else None)
     out = proc.stdout.splitlines()
     sys.stdout.write(proc.stdout)

@@ -196,7 +196,11 @@ static int u64_cmp(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void set_sort(addr_set *s) { qsort(s->a, s->n, sizeof *s->a, u64_cmp); }
+static void set_sort(addr_set *s)
+{
+    if (s->n > 1)
+        qsort(s->a, s->n, sizeof *s->a, u64_cmp);
+}
 
 static bool set_has(const addr_set *s, uint64_t a)
 {
