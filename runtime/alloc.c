@@ -9,6 +9,10 @@
  * the layout readers rely on; everything they need is in the arena table,
  * the pool headers and the large list.
  *
+ * The per-block fast paths (_rc_mem_alloc, _rc_mem_free: a block off or
+ * onto a pool's free list) are inline in internal.h, so that object
+ * allocation and death pay no call; everything else is here.
+ *
  * The lists below are private (readers enumerate the heap by scanning the
  * arena table, never through them):
  *
@@ -73,15 +77,14 @@ _Static_assert((RC_ARENA_SIZE & (RC_ARENA_SIZE - 1)) == 0, "arena size is a powe
 _Static_assert((RC_POOL_SIZE & (RC_POOL_SIZE - 1)) == 0, "pool size is a power of 2");
 _Static_assert(RC_KIND_PLAIN < 4 && RC_KIND_GC < 4 && RC_KIND_RAW < 4, "kinds index usedpools");
 
-#define NKINDS 4              /* usedpools is indexed by kind; FREE (0) stays empty */
-#define PLAIN_MIN_SIZE 24u    /* object head (16) + freelist link (8) */
-#define GC_MIN_SIZE 32u       /* gc head + object head: the walk reads the head at +16 */
-#define PLAIN_LINK_OFFSET 16u /* the first word after the object head */
+#define NKINDS RC_ALLOC_NKINDS
 #define ARENA_TABLE_MIN 16u   /* first arena table: 16 slots (16 MiB of arenas) */
 
-#define POOL_OF(p) ((rc_pool *)((uintptr_t)(p) & ~(uintptr_t)(RC_POOL_SIZE - 1)))
+#define POOL_OF(p) RC_POOL_OF(p)
 
-static rc_pool *usedpools[NKINDS][RC_NUM_CLASSES];
+/* (internal.h has the per-block fast paths that use it, and the sizes.) */
+rc_pool *_rc_usedpools[NKINDS][RC_NUM_CLASSES];
+#define usedpools _rc_usedpools
 static rc_arena *usable_arenas;
 static rc_arena *unused_arenas;
 static rc_arena *nfp2lasta[RC_POOLS_PER_ARENA + 1];
@@ -89,21 +92,7 @@ static rc_arena *nfp2lasta[RC_POOLS_PER_ARENA + 1];
  * pool that this pointer still names: only nused == 0 makes it a cache. */
 static rc_pool *empty_pool;
 
-/* Smallest request per kind (0 becomes 1 for RAW). */
-static const uint8_t min_size[NKINDS] = {1, PLAIN_MIN_SIZE, GC_MIN_SIZE, 1};
-
-static inline size_t class_size(unsigned idx) { return ((size_t)idx + 1) * RC_ALIGN; }
-
-/* Where a free block of this kind keeps its freelist link. */
-static inline void **link_of(void *block, unsigned kind)
-{
-    return (void **)((char *)block + (kind == RC_KIND_PLAIN ? PLAIN_LINK_OFFSET : 0));
-}
-
-static inline bool pool_is_full(const rc_pool *pool)
-{
-    return pool->freeblock == NULL && pool->nextoffset > pool->maxnextoffset;
-}
+static inline size_t class_size(unsigned idx) { return _rc_class_size(idx); }
 
 static inline rc_arena *arena_of(const rc_pool *pool) { return &REG.arenas[pool->arenaindex]; }
 
@@ -270,7 +259,7 @@ static inline void unlink_used(rc_pool *pool)
 
 /* A full pool got a free block: serve it first (obmalloc does the same, so
  * the blocks just freed are reused while they are warm). */
-static void link_used_front(rc_pool *pool)
+void _rc_pool_refilled(rc_pool *pool)
 {
     rc_pool **head = &usedpools[pool->kind][pool->szidx];
     pool->prevpool = NULL;
@@ -365,7 +354,7 @@ static void drop_free_arena(void)
 }
 
 /* The last block of `pool` was freed. */
-static __attribute__((noinline)) void pool_emptied(rc_pool *pool, bool was_full)
+void _rc_pool_emptied(rc_pool *pool, bool was_full)
 {
     if (!was_full && !pool->prevpool && !pool->nextpool) {
         /* The only pool of its kind and class with room: cache it. */
@@ -381,11 +370,6 @@ static __attribute__((noinline)) void pool_emptied(rc_pool *pool, bool was_full)
     if (!was_full)
         unlink_used(pool);
     return_pool(pool);
-}
-
-static __attribute__((noinline, noreturn)) void bad_free(void *block)
-{
-    _rc_fatal("free of %p: not in an allocated pool (double free or foreign pointer)", block);
 }
 
 /* ---- large blocks ----------------------------------------------------------- */
@@ -432,82 +416,22 @@ static __attribute__((noinline)) void free_large(void *block)
 
 /* ---- allocate and free ------------------------------------------------------ */
 
-/* Hand out a block of `pool` (the head of usedpools[kind][idx]). The slow
- * paths around it are separate functions reached by tail calls, so the fast
- * path saves no registers. */
-static inline void *alloc_from(rc_pool *pool, unsigned kind, unsigned idx)
-{
-    size_t bsize = class_size(idx);
-    void *block = pool->freeblock;
-    if (RC_LIKELY(block != NULL)) {
-        pool->freeblock = *link_of(block, kind);
-    } else {
-        block = (char *)pool + pool->nextoffset;
-        pool->nextoffset += (uint32_t)bsize;
-    }
-    pool->nused++;
-    if (RC_UNLIKELY(pool_is_full(pool))) { /* full pools leave the list */
-        usedpools[kind][idx] = pool->nextpool;
-        if (pool->nextpool)
-            pool->nextpool->prevpool = NULL;
-        pool->nextpool = NULL;
-    }
-    rc_alloc_stats *st = &REG.alloc;
-    st->blocks_in_use++;
-    st->blocks_by_class[idx]++;
-    st->small_bytes += bsize;
-    return block;
-}
+/* (The fast paths, _rc_mem_alloc and _rc_mem_free, are in internal.h.) */
 
-static __attribute__((noinline)) void *alloc_from_new_pool(unsigned kind, unsigned idx)
-{
-    return alloc_from(take_pool(kind, idx), kind, idx);
-}
+void *_rc_mem_alloc_large(size_t size, unsigned kind) { return alloc_large(size, kind); }
 
-void *_rc_mem_alloc(size_t size, unsigned kind, bool *large)
+/* usedpools[kind][idx] is empty. */
+void *_rc_mem_alloc_new_pool(unsigned kind, unsigned idx)
 {
     assert(kind >= RC_KIND_PLAIN && kind <= RC_KIND_RAW);
-    if (RC_UNLIKELY(size > RC_SMALL_MAX)) {
-        *large = true;
-        return alloc_large(size, kind);
-    }
-    *large = false;
-    if (size < min_size[kind])
-        size = min_size[kind];
-    unsigned idx = (unsigned)((size - 1) >> 4);
-    rc_pool *pool = usedpools[kind][idx];
-    if (RC_UNLIKELY(pool == NULL))
-        return alloc_from_new_pool(kind, idx);
-    return alloc_from(pool, kind, idx);
+    return _rc_pool_alloc(take_pool(kind, idx), kind, idx);
 }
 
-void _rc_mem_free(void *block, bool large)
+void _rc_mem_free_large(void *block) { free_large(block); }
+
+void _rc_mem_bad_free(void *block)
 {
-    if (RC_UNLIKELY(large)) {
-        free_large(block);
-        return;
-    }
-    rc_pool *pool = POOL_OF(block);
-    /* A pool given back to its arena has magic 0 and the cached empty pool
-     * has nused 0: this catches double frees that empty a pool, and
-     * pointers that never came from the allocator. */
-    if (RC_UNLIKELY(pool->magic != RC_POOL_MAGIC || pool->nused == 0))
-        bad_free(block);
-    unsigned idx = pool->szidx;
-    bool was_full = pool_is_full(pool);
-    *link_of(block, pool->kind) = pool->freeblock;
-    pool->freeblock = block;
-    rc_alloc_stats *st = &REG.alloc;
-    st->blocks_in_use--;
-    /* (nused between the two adjacent counters keeps GCC from pairing
-     * them into slower SSE code.) */
-    uint32_t nused = --pool->nused;
-    st->small_bytes -= class_size(idx);
-    st->blocks_by_class[idx]--;
-    if (RC_UNLIKELY(nused == 0))
-        pool_emptied(pool, was_full);
-    else if (RC_UNLIKELY(was_full))
-        link_used_front(pool);
+    _rc_fatal("free of %p: not in an allocated pool (double free or foreign pointer)", block);
 }
 
 size_t _rc_mem_block_size(const void *block, bool large)

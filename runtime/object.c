@@ -31,21 +31,83 @@
 
 /* ---- allocation --------------------------------------------------------------- */
 
-void *rc_new_at(rc_type *type, size_t size, rc_site *site)
+/* Zero the n bytes at p, n <= 64, where the block has room up to the next
+ * multiple of 8 (blocks are multiples of 16): a few stores instead of a
+ * call to memset for the usual small object. */
+static inline void zero_small(void *p, size_t n)
+{
+    uint64_t *w = p;
+    switch ((n + 7) >> 3) {
+    case 8: w[7] = 0; __attribute__((fallthrough));
+    case 7: w[6] = 0; __attribute__((fallthrough));
+    case 6: w[5] = 0; __attribute__((fallthrough));
+    case 5: w[4] = 0; __attribute__((fallthrough));
+    case 4: w[3] = 0; __attribute__((fallthrough));
+    case 3: w[2] = 0; __attribute__((fallthrough));
+    case 2: w[1] = 0; __attribute__((fallthrough));
+    case 1: w[0] = 0; __attribute__((fallthrough));
+    default: break;
+    }
+}
+
+/* rc_new_at in full: every check, then _rc_alloc_object. */
+static __attribute__((noinline)) void *new_checked(rc_type *type, size_t size, rc_site *site)
 {
     rc_autoinit();
-    if (RC_UNLIKELY(!type)) {
+    if (!type) {
         _rc_error("rc_new: NULL type");
         return NULL;
     }
-    if (RC_UNLIKELY(!(type->tp_flags & RC_TPF_REGISTERED)))
+    if (!(type->tp_flags & RC_TPF_REGISTERED))
         _rc_register_type(type);
-    if (RC_UNLIKELY(size < sizeof(rc_object))) {
+    if (size < sizeof(rc_object)) {
         _rc_error("rc_new: size %zu of type %s is smaller than the object head", size,
                   type->name ? type->name : "?");
         return NULL;
     }
     return _rc_alloc_object(type, size, _rc_site(site));
+}
+
+/*
+ * rc_new_at's fast path is the common case: the runtime initialised, a
+ * registered tracked type, an instance of at most 80 bytes, a known site,
+ * no traceback to capture (tracing off, or on with one frame), no
+ * collection or timeline sample due and a pool with room.
+ * It is all inline (no call, so nothing to save on entry); anything else
+ * goes through new_checked and _rc_alloc_object, which do the same work in
+ * full.
+ */
+void *rc_new_at(rc_type *type, size_t size, rc_site *site)
+{
+    if (RC_UNLIKELY(!_rc_initialized || !type || !site || !site->id))
+        return new_checked(type, size, site);
+    if (RC_UNLIKELY((type->tp_flags & (RC_TPF_REGISTERED | RC_TPF_GC)) !=
+                        (RC_TPF_REGISTERED | RC_TPF_GC) ||
+                    size < sizeof(rc_object) || size > sizeof(rc_object) + 64))
+        return new_checked(type, size, site);
+    rc_generation *gen0 = &REG.gc.generations[0];
+    if (RC_UNLIKELY((REG.trace.tracing && REG.trace.nframes > 1) ||
+                    REG.trace.timeline_countdown <= 1 ||
+                    (gen0->count >= (uint64_t)gen0->threshold && REG.gc.enabled &&
+                     gen0->threshold)))
+        return new_checked(type, size, site);
+    size_t bsize = size + sizeof(rc_gchead);
+    unsigned idx = (unsigned)((bsize - 1) >> 4); /* bsize >= 32: no minimum to apply */
+    rc_pool *pool = _rc_usedpools[RC_KIND_GC][idx];
+    if (RC_UNLIKELY(!pool))
+        return new_checked(type, size, site);
+    /* What _rc_gc_on_alloc does when nothing is due. */
+    REG.trace.timeline_countdown--;
+    gen0->count++;
+    rc_object *o = FROM_GC(_rc_pool_alloc(pool, RC_KIND_GC, idx));
+    zero_small(o + 1, size - sizeof(rc_object));
+    o->ob_refcnt = 1;
+    o->ob_info = site->id << RC_SITE_SHIFT;
+    o->ob_type = type;
+    _rc_gc_track(o);
+    if (RC_UNLIKELY(REG.trace.tracing))
+        _rc_trace_alloc(o); /* counters only: nframes is 1 here */
+    return o;
 }
 
 rc_object *_rc_alloc_object(rc_type *type, size_t size, uint32_t site)
@@ -57,8 +119,14 @@ rc_object *_rc_alloc_object(rc_type *type, size_t size, uint32_t site)
         size += sizeof(rc_gchead);
     }
     void *block = _rc_mem_alloc(size, gc ? RC_KIND_GC : RC_KIND_PLAIN, &large);
-    memset(block, 0, size);
     rc_object *o = gc ? FROM_GC(block) : (rc_object *)block;
+    /* The heads are written below (the gc head by _rc_gc_track); the rest
+     * of the instance starts zeroed. */
+    size_t body = size - (size_t)((char *)(o + 1) - (char *)block);
+    if (RC_LIKELY(!large && body <= 64))
+        zero_small(o + 1, body);
+    else
+        memset(o + 1, 0, body);
     o->ob_refcnt = 1;
     o->ob_info = (site << RC_SITE_SHIFT) | (large ? RC_OBF_LARGE : 0);
     o->ob_type = type;
@@ -132,10 +200,15 @@ static _Noreturn __attribute__((noinline, cold)) void bad_decref(const rc_object
 
 /* ---- reference counting --------------------------------------------------------- */
 
+static __attribute__((noinline, cold)) void incref_checked(rc_object *o)
+{
+    check_live(o, "rc_incref");
+}
+
 rc_object *(rc_incref)(rc_object *o)
 {
     if (RC_UNLIKELY(REG.debug_checks))
-        check_live(o, "rc_incref");
+        incref_checked(o);
     o->ob_refcnt++;
     return o;
 }
@@ -182,49 +255,40 @@ static inline size_t field_len(const char *base, const rc_field *f)
 
 int _rc_traverse(rc_object *o, rc_visit_fn visit, void *arg)
 {
-    const rc_field *f = o->ob_type->fields;
-    if (!f)
+    return _rc_traverse_inline(o, visit, arg);
+}
+
+uint32_t _rc_fields_shape(const rc_field *fields)
+{
+    uint32_t n = 0, first = 0;
+    if (!fields)
         return 0;
-    char *base = (char *)o;
-    int r;
-    for (; f->kind != RC_FIELD_END; f++) {
-        switch (f->kind) {
-        case RC_FIELD_REF: {
-            rc_object *p = *(rc_object **)(base + f->offset);
-            if (p && (r = visit(p, arg)))
-                return r;
-            break;
-        }
-        case RC_FIELD_REF_ARRAY: {
-            rc_object **items = *(rc_object ***)(base + f->offset);
-            size_t n = items ? field_len(base, f) : 0;
-            for (size_t i = 0; i < n; i++)
-                if (items[i] && (r = visit(items[i], arg)))
-                    return r;
-            break;
-        }
-        case RC_FIELD_INLINE_ARRAY:
-        case RC_FIELD_NAMED_ARRAY: {
-            rc_object **items = (rc_object **)(base + f->offset);
-            size_t n = field_len(base, f);
-            for (size_t i = 0; i < n; i++)
-                if (items[i] && (r = visit(items[i], arg)))
-                    return r;
-            break;
-        }
-        case RC_FIELD_DICT: {
-            rc_dict_entry *e = *(rc_dict_entry **)(base + f->offset);
-            size_t n = e ? field_len(base, f) : 0;
-            for (size_t i = 0; i < n; i++)
-                if (e[i].value && (r = visit(e[i].value, arg)))
-                    return r;
-            break;
-        }
-        default: /* RC_FIELD_WEAK: not a reference the collector counts */
-            break;
-        }
+    for (const rc_field *f = fields; f->kind != RC_FIELD_END; f++) {
+        if (f->kind == RC_FIELD_WEAK)
+            continue;
+        if (f->kind != RC_FIELD_REF || n == 255)
+            return 0;
+        if (n == 0)
+            first = f->offset;
+        else if (f->offset != first + n * (uint32_t)sizeof(rc_object *))
+            return 0;
+        n++;
     }
-    return 0;
+    if (n == 0 || first > 0xFFFFu || first % sizeof(rc_object *) != 0)
+        return 0;
+    return RC_SHAPE(n, first);
+}
+
+/* The references of a simple shape, cleared as _rc_clear_refs does. */
+static inline void clear_shape(rc_object *o, uint32_t shape)
+{
+    rc_object **slot = (rc_object **)((char *)o + RC_SHAPE_FIRST(shape));
+    rc_object **end = slot + RC_SHAPE_NREFS(shape);
+    do {
+        rc_object *p = *slot;
+        *slot = NULL;
+        rc_xdecref(p);
+    } while (++slot < end); /* a shape has at least one reference */
 }
 
 /* Drop every strong reference: each slot is set to NULL *before* its old
@@ -233,6 +297,11 @@ int _rc_traverse(rc_object *o, rc_visit_fn visit, void *arg)
  * knows how much to free). */
 void _rc_clear_refs(rc_object *o)
 {
+    uint32_t shape = _rc_type_shape(o->ob_type);
+    if (shape) {
+        clear_shape(o, shape);
+        return;
+    }
     const rc_field *f = o->ob_type->fields;
     if (!f)
         return;
@@ -320,7 +389,27 @@ static bool call_with_resurrection(rc_object *o, void (*fn)(rc_object *), bool f
 static uintptr_t quarantine[QUARANTINE];
 static size_t quarantine_next;
 
-static void free_block(rc_object *o)
+/* Debug checks: poison the whole block and hold it back, so a later use
+ * finds the poison, not a new object; the block QUARANTINE frees ago is
+ * freed instead. */
+static __attribute__((noinline)) void quarantine_block(void *block, bool large, bool gc,
+                                                       rc_object *o)
+{
+    size_t size = _rc_mem_block_size(block, large);
+    size_t head = (size_t)((char *)(o + 1) - (char *)block);
+    if (size > head)
+        memset((char *)block + head, 0xDF, size - head);
+    if (gc)
+        memset(block, 0xDF, sizeof(rc_gchead));
+    uintptr_t old = quarantine[quarantine_next];
+    quarantine[quarantine_next] = (uintptr_t)block | (large ? 1u : 0u);
+    quarantine_next = (quarantine_next + 1) % QUARANTINE;
+    if (old)
+        _rc_mem_free((void *)(old & ~(uintptr_t)1), (old & 1u) != 0);
+}
+
+/* Step 6: poison the head and give the block back. */
+static inline void free_block(rc_object *o)
 {
     bool gc = _rc_is_gc(o);
     bool large = (o->ob_info & RC_OBF_LARGE) != 0;
@@ -330,23 +419,10 @@ static void free_block(rc_object *o)
     /* Poison: the head keeps its site and type for diagnostics. */
     o->ob_refcnt = RC_REFCNT_FREED;
     o->ob_info &= ~(RC_OBF_TRACKED | RC_OBF_GARBAGE | RC_OBF_WEAKREFD);
-    if (RC_UNLIKELY(REG.debug_checks)) {
-        size_t size = _rc_mem_block_size(block, large);
-        size_t head = (size_t)((char *)(o + 1) - (char *)block);
-        if (size > head)
-            memset((char *)block + head, 0xDF, size - head);
-        if (gc)
-            memset(block, 0xDF, sizeof(rc_gchead));
-        /* Hold the block back so a later use finds the poison, not a new object. */
-        uintptr_t old = quarantine[quarantine_next];
-        quarantine[quarantine_next] = (uintptr_t)block | (large ? 1u : 0u);
-        quarantine_next = (quarantine_next + 1) % QUARANTINE;
-        if (!old)
-            return;
-        block = (void *)(old & ~(uintptr_t)1);
-        large = (old & 1u) != 0;
-    }
-    _rc_mem_free(block, large);
+    if (RC_UNLIKELY(REG.debug_checks))
+        quarantine_block(block, large, gc, o);
+    else
+        _rc_mem_free_kind(block, large, gc ? RC_KIND_GC : RC_KIND_PLAIN);
 }
 
 /* Free quarantined blocks (rc_shutdown releases arenas wholesale anyway). */
@@ -356,7 +432,8 @@ static void drain_quarantine(void)
     quarantine_next = 0;
 }
 
-static void dealloc_one(rc_object *o)
+/* The general case of dealloc_one: finalizers, weakrefs, legacy del. */
+static __attribute__((noinline)) void dealloc_full(rc_object *o)
 {
     const rc_type *t = o->ob_type;
     bool gc = _rc_type_is_gc(t);
@@ -374,6 +451,32 @@ static void dealloc_one(rc_object *o)
     }
     if (gc)
         _rc_clear_refs(o);
+    if (t->destroy)
+        t->destroy(o);
+    if (gc)
+        _rc_gc_on_free();
+    free_block(o);
+}
+
+/* Steps 1-6 of the comment at the top. Most objects have no finalizer and
+ * no weakref: for them it is untrack, clear, destroy, free, inline. */
+static inline void dealloc_one(rc_object *o)
+{
+    const rc_type *t = o->ob_type;
+    if (RC_UNLIKELY(t->finalize || t->legacy_del || (o->ob_info & RC_OBF_WEAKREFD))) {
+        dealloc_full(o);
+        return;
+    }
+    bool gc = _rc_type_is_gc(t);
+    if (gc) {
+        if (o->ob_info & RC_OBF_TRACKED)
+            _rc_gc_untrack(o);
+        uint32_t shape = _rc_type_shape(t);
+        if (shape)
+            clear_shape(o, shape);
+        else
+            _rc_clear_refs(o);
+    }
     if (t->destroy)
         t->destroy(o);
     if (gc)

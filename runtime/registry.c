@@ -136,6 +136,7 @@ void _rc_register_type(rc_type *t)
     }
     REG.types[id] = t;
     t->tp_id = id;
+    t->tp_reserved = (flags & RC_TPF_GC) ? _rc_fields_shape(t->fields) : 0;
     t->tp_flags |= flags;
 }
 
@@ -144,6 +145,7 @@ void _rc_unregister_type(rc_type *t)
     if (t->tp_id && t->tp_id < REG.ntypes && REG.types[t->tp_id] == t)
         REG.types[t->tp_id] = NULL;
     t->tp_id = 0;
+    t->tp_reserved = 0;
     t->tp_flags &= ~RC_TPF_REGISTERED;
 }
 

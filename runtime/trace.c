@@ -61,7 +61,6 @@ static const char *const runtime_files[] = {
 };
 
 static void update_tracer_memory(void);
-static void record_traceback(rc_object *o);
 static void objtab_remove(const rc_object *o);
 static void release_symbols(void);
 static void release_resolved(void);
@@ -80,42 +79,10 @@ static const char *strip_path(const char *p)
  * Hooks and tracing state
  * ===================================================================== */
 
-/* The block the object occupies: what it costs, the same at alloc and free.
- * This is _rc_mem_block_size inlined for small blocks (the hot path): a
- * block never straddles a pool, so the pool header -- and its size class --
- * is found by masking any address inside the block, the object head
- * included, whatever the kind (registry.h: pools are aligned to their size). */
-static inline size_t traced_size(const rc_object *o)
-{
-    if (RC_UNLIKELY(o->ob_info & RC_OBF_LARGE))
-        return _rc_mem_block_size(_rc_is_gc(o) ? (const void *)AS_GC(o) : (const void *)o, true);
-    const rc_pool *pool = (const rc_pool *)((uintptr_t)o & ~(uintptr_t)(RC_POOL_SIZE - 1));
-    return ((size_t)pool->szidx + 1) * RC_ALIGN;
-}
+/* (_rc_trace_alloc and _rc_trace_free, the per-object hooks, are inline in
+ * internal.h; what they need beyond counters is here.) */
 
-void _rc_trace_alloc(rc_object *o)
-{
-    rc_trace_state *t = &REG.trace;
-    uint64_t cur = t->current + traced_size(o);
-    o->ob_info |= RC_OBF_TRACED;
-    t->current = cur;
-    if (cur > t->peak)
-        t->peak = cur;
-    t->ntraced++;
-    if (RC_UNLIKELY(t->nframes > 1))
-        record_traceback(o);
-}
-
-void _rc_trace_free(rc_object *o)
-{
-    rc_trace_state *t = &REG.trace;
-    if (RC_UNLIKELY(!t->tracing))
-        return; /* a stale flag cannot happen: stop clears them; be safe */
-    t->current -= traced_size(o);
-    t->ntraced--;
-    if (RC_UNLIKELY(t->objects_count != 0))
-        objtab_remove(o);
-}
+void _rc_trace_forget(const rc_object *o) { objtab_remove(o); }
 
 static void clear_flag(rc_object *o, void *arg)
 {
@@ -739,7 +706,7 @@ static void objtab_remove(const rc_object *o)
     t->objects_count--;
 }
 
-static __attribute__((noinline)) void record_traceback(rc_object *o)
+__attribute__((noinline)) void _rc_trace_record_traceback(rc_object *o)
 {
     rc_trace_state *t = &REG.trace;
     int n = backtrace(capture_buf, capture_cap);
@@ -1137,7 +1104,7 @@ static void collect_trace(rc_object *o, void *arg)
         w->v = _rc_xrealloc(w->v, w->cap * sizeof *w->v);
     }
     int64_t tb = objtab_lookup(o);
-    w->v[w->n].size = traced_size(o);
+    w->v[w->n].size = _rc_traced_size(o);
     w->v[w->n].key = tb >= 0 ? (uint64_t)tb + 1 : ((uint64_t)1 << 32) | _rc_site_id(o);
     w->n++;
 }
