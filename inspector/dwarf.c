@@ -676,6 +676,7 @@ typedef struct walk_ctx {
     uint32_t cu;
     pcrange *ranges;
     size_t capranges;
+    Dwarf_Off last_off;      /* offset of the last DIE visited in this CU */
 } walk_ctx;
 
 static void add_arange(rs_arange **arr, size_t *n, size_t *cap, uint64_t lo, uint64_t hi,
@@ -759,6 +760,17 @@ static void walk_children(walk_ctx *w, Dwarf_Die parent, const char *function, i
         return;
     }
     while (child) {
+        /* A CU's DIEs are visited in preorder, which is their order in the
+         * section: a DIE at or before the last one visited means a corrupt
+         * DW_AT_sibling pointing back or into a subtree walked already, and
+         * following it repeats work exponentially or forever (tests/fuzz
+         * found one). Stop this list there. */
+        Dwarf_Off off = die_off(w->dbg, child);
+        if (off <= w->last_off) {
+            dwarf_dealloc_die(child);
+            break;
+        }
+        w->last_off = off;
         walk_die(w, child, function, depth);
         Dwarf_Die sib = NULL;
         int r = dwarf_siblingof_b(w->dbg, child, true, &sib, &e);
@@ -833,6 +845,7 @@ static rs_dwarf *indexed(rs_target *t, rs_mod *m)
         for (size_t i = 0; i < n; i++)
             add_arange(&dw->aranges, &dw->naranges, &dw->caparanges, w.ranges[i].lo,
                        w.ranges[i].hi, w.cu, NULL);
+        w.last_off = cu->die_off;
         walk_children(&w, cu_die, NULL, 0);
         dwarf_dealloc_die(cu_die);
     }

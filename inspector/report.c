@@ -3009,9 +3009,11 @@ RS_EXPORT rs_snapshot *rs_heap_snapshot(rs_heap *h)
     s->type = rs_xmalloc((n ? n : 1) * sizeof *s->type);
     s->site = rs_xmalloc((n ? n : 1) * sizeof *s->site);
     s->bytes = rs_xmalloc((n ? n : 1) * sizeof *s->bytes);
-    memcpy(s->addr, h->addr, n * sizeof *s->addr);
-    memcpy(s->type, h->tidx, n * sizeof *s->type);
-    memcpy(s->bytes, h->bytes, n * sizeof *s->bytes);
+    if (n) { /* (an empty heap has no arrays: no memcpy from NULL) */
+        memcpy(s->addr, h->addr, n * sizeof *s->addr);
+        memcpy(s->type, h->tidx, n * sizeof *s->type);
+        memcpy(s->bytes, h->bytes, n * sizeof *s->bytes);
+    }
     s->ntypes = h->ntypes;
     s->tnames = rs_xmalloc((h->ntypes ? h->ntypes : 1) * sizeof *s->tnames);
     for (size_t t = 0; t < h->ntypes; t++)
