@@ -650,18 +650,30 @@ static void ext_flush(rs_heap *h, load_state *L)
                 end = e;
             j++;
         }
-        uint64_t len = end - start;
-        if (len > L->bufcap) {
-            free(L->buf);
-            L->bufcap = len;
-            L->buf = rs_xmalloc(L->bufcap);
+        /* Read in blocks, growing the buffer only as far as memory is
+         * readable: a corrupt count (up to RS_MAX_ARRAY items, gigabytes) or
+         * an address near the top (end wraps) must not make us allocate for
+         * bytes that are not there (tests/fuzz found it). */
+        uint64_t len = end - start, got = 0;
+        while (got < len) {
+            uint64_t chunk = len - got < EXT_BLOCK ? len - got : EXT_BLOCK;
+            if (got + chunk > L->bufcap) {
+                size_t cap = L->bufcap ? L->bufcap : EXT_BLOCK;
+                while (cap < got + chunk)
+                    cap *= 2;
+                L->buf = rs_xrealloc(L->buf, cap);
+                L->bufcap = cap;
+            }
+            size_t n = rs_read_mem(h, start + got, L->buf + got, (size_t)chunk);
+            got += n;
+            if (n < chunk)
+                break;
         }
-        uint64_t got = rs_read_mem(h, start, L->buf, len);
         for (size_t k = i; k < j; k++) {
             const ext_req *r = &L->ext[k];
             uint64_t off = r->addr - start;
             uint64_t avail = got > off ? got - off : 0;
-            ext_decode(h, L, r, L->buf + off, avail);
+            ext_decode(h, L, r, avail ? L->buf + off : L->buf, avail);
         }
         i = j;
     }
