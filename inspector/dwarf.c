@@ -210,10 +210,38 @@ void rs__dwarf_free(rs_mod *m)
     m->dw = NULL;
 }
 
+/* libdwarf 20210528 trusts the section header table's size: a corrupt
+ * e_shnum (or the extended count in section 0's sh_size) makes it allocate
+ * hundreds of gigabytes (tests/fuzz found it). Check the table lies inside
+ * the file before handing the file to libdwarf. */
+static bool sane_section_headers(rs_target *t, const char *path)
+{
+    rs_file *f = rs__file_open(t, path);
+    if (!f->data || f->size < sizeof(Elf64_Ehdr))
+        return false;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)f->data;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64)
+        return false;
+    if (eh->e_shoff == 0)
+        return true; /* no section headers: libdwarf finds no DWARF */
+    if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > f->size ||
+        f->size - eh->e_shoff < sizeof(Elf64_Shdr))
+        return false;
+    uint64_t n = eh->e_shnum;
+    if (n == 0) /* extended numbering: the count is in section 0's sh_size */
+        n = ((const Elf64_Shdr *)(const void *)(f->data + eh->e_shoff))->sh_size;
+    return n <= (f->size - eh->e_shoff) / sizeof(Elf64_Shdr);
+}
+
 static Dwarf_Debug open_dbg(rs_target *t, const char *path, bool warn)
 {
     Dwarf_Debug dbg = NULL;
     Dwarf_Error e = NULL;
+    if (!sane_section_headers(t, path)) {
+        if (warn)
+            rs__warn(t, "%s: cannot read DWARF: malformed ELF section headers", path);
+        return NULL;
+    }
     int r = dwarf_init_path(path, NULL, 0, DW_DLC_READ, DW_GROUPNUMBER_ANY, NULL, NULL, &dbg,
                             NULL, 0, NULL, &e);
     if (r == DW_DLV_OK)
