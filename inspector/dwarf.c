@@ -1512,15 +1512,19 @@ static bool module_may_name(rs_target *t, rs_mod *m, const char *head)
         uint8_t *inflated = NULL;
         if (sh->sh_flags & SHF_COMPRESSED) {
             /* Debian's debug files compress their sections (zlib). */
-            const Elf64_Chdr *ch = (const Elf64_Chdr *)(const void *)data;
+            Elf64_Chdr ch; /* copied: the section may sit at an odd offset */
             uLongf out = 0;
-            if (size < sizeof *ch || ch->ch_type != ELFCOMPRESS_ZLIB ||
-                ch->ch_size > ((uint64_t)1 << 30))
+            if (size < sizeof ch)
                 return true;
-            out = (uLongf)ch->ch_size;
+            memcpy(&ch, data, sizeof ch);
+            /* zlib expands at most ~1032x; a larger claim is corrupt. */
+            if (ch.ch_type != ELFCOMPRESS_ZLIB || ch.ch_size > (uint64_t)size * 1032u ||
+                ch.ch_size > ((uint64_t)1 << 30))
+                return true;
+            out = (uLongf)ch.ch_size;
             inflated = malloc(out ? out : 1);
-            if (!inflated || uncompress(inflated, &out, data + sizeof *ch,
-                                        (uLong)(size - sizeof *ch)) != Z_OK) {
+            if (!inflated || uncompress(inflated, &out, data + sizeof ch,
+                                        (uLong)(size - sizeof ch)) != Z_OK) {
                 free(inflated);
                 return true;
             }
