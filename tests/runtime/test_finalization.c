@@ -197,8 +197,8 @@ Test(finalization, cycle_resurrect)
     cr_assert_eq(nsurvivors, 1);
     cr_assert_eq(destroy_calls[id], 0);
     cr_assert(rc_gc_is_finalized(RC_OBJ(s)));
-    /* XXX is this desirable? (CPython's comment) The collector cleared the
-     * weakref before running the finalizer. */
+    /* As in CPython (whose test doubts it is desirable but asserts it): the
+     * collector cleared the weakref before running the finalizer. */
     cr_assert_null(rc_weakref_get(wr));
     cr_assert_eq(s->left, RC_OBJ(s), "the resurrected object was not cleared");
     /* When trying to destroy the object a second time, the finalizer isn't
@@ -279,7 +279,7 @@ static void check_resurrecting_chain(rc_type *const *types, int n)
         int id = first + i;
         cr_assert_eq(del_calls[id], types[i]->finalize ? 1 : 0, "node %d", i);
         cr_assert_eq(destroy_calls[id], 0, "node %d is resurrected with its cycle", i);
-        /* XXX desirable? (CPython's comment) weakrefs were cleared anyway */
+        /* As in CPython: the weakrefs were cleared even though it survived. */
         cr_assert_null(rc_weakref_get(wrs[i]), "node %d", i);
         cr_assert_eq(nodes[i]->left, RC_OBJ(nodes[(i + n - 1) % n]), "node %d not cleared", i);
     }
