@@ -244,8 +244,8 @@ static inline void _rc_mem_free(void *block, bool large)
 
 /* ---- objects (object.c) -------------------------------------------------- */
 
-/* Called when the refcount reaches zero. */
-RC_INTERNAL void _rc_dealloc(rc_object *o);
+/* _rc_dealloc (declared in rc.h, for its inline rc_decref) is called when
+ * the refcount reaches zero. */
 
 /*
  * Type shapes. rc_type.tp_reserved is runtime-private ("leave zero"); when a
@@ -378,12 +378,13 @@ static inline void _rc_gc_on_alloc(void)
 /* A tracked object died: generation 0's count goes down (if > 0). */
 static inline void _rc_gc_on_free(void)
 {
-    if (REG.gc.generations[0].count > 0)
-        REG.gc.generations[0].count--;
+    uint64_t *count = &REG.gc.generations[0].count;
+    *count -= *count > 0; /* no branch: most deaths find it > 0 */
 }
 
-/* Append o to generation 0. */
-static inline void _rc_gc_track(rc_object *o)
+/* Append o to generation 0 and count it there; the caller sets o's flags
+ * (RC_OBF_TRACKED, generation bits 0). */
+static inline void _rc_gc_link_young(rc_object *o)
 {
     rc_gchead *g = AS_GC(o);
     rc_gchead *head = &REG.gc.generations[0].head;
@@ -392,9 +393,15 @@ static inline void _rc_gc_track(rc_object *o)
     last->gc_next = (uintptr_t)g;
     g->gc_next = (uintptr_t)head;
     head->gc_prev = (uintptr_t)g;
-    o->ob_info = (o->ob_info & ~RC_OBF_GEN_MASK) | RC_OBF_TRACKED;
     REG.gc.tracked++;
     REG.gc.generations[0].nobjects++;
+}
+
+/* Append o to generation 0. */
+static inline void _rc_gc_track(rc_object *o)
+{
+    o->ob_info = (o->ob_info & ~RC_OBF_GEN_MASK) | RC_OBF_TRACKED;
+    _rc_gc_link_young(o);
 }
 
 /* Unlink o from whatever list holds it (flag bits of its neighbours' gc_prev
@@ -412,6 +419,20 @@ static inline void _rc_gc_untrack(rc_object *o)
     REG.gc.tracked--;
     (*_rc_gen_count(_rc_gen(o)))--;
 }
+/* _rc_gc_untrack for an object being deallocated: its gc head is about to
+ * become free-list space, so the links are left as they are. */
+static inline void _rc_gc_untrack_dying(rc_object *o)
+{
+    rc_gchead *g = AS_GC(o);
+    rc_gchead *prev = (rc_gchead *)(g->gc_prev & ~RC_GC_PREV_MASK);
+    rc_gchead *next = (rc_gchead *)g->gc_next;
+    prev->gc_next = (uintptr_t)next;
+    next->gc_prev = (next->gc_prev & RC_GC_PREV_MASK) | (uintptr_t)prev;
+    o->ob_info &= ~RC_OBF_TRACKED;
+    REG.gc.tracked--;
+    (*_rc_gen_count(_rc_gen(o)))--;
+}
+
 /* "<Type 0x...>" as Python's gc debug lines print objects. */
 RC_INTERNAL void _rc_gc_debug_line(const char *what, rc_object *o);
 
@@ -472,7 +493,7 @@ static inline size_t _rc_traced_size(const rc_object *o)
  * RC_OBF_TRACED and records the object's size and traceback. Inline (with
  * the next one): tracing costs a few counters per object, as tracemalloc's
  * hooks do, unless tracebacks deeper than the site are kept. */
-static inline void _rc_trace_alloc(rc_object *o)
+static inline void _rc_trace_alloc_counters(rc_object *o)
 {
     rc_trace_state *t = &REG.trace;
     uint64_t cur = t->current + _rc_traced_size(o);
@@ -481,7 +502,12 @@ static inline void _rc_trace_alloc(rc_object *o)
     if (cur > t->peak)
         t->peak = cur;
     t->ntraced++;
-    if (RC_UNLIKELY(t->nframes > 1))
+}
+
+static inline void _rc_trace_alloc(rc_object *o)
+{
+    _rc_trace_alloc_counters(o);
+    if (RC_UNLIKELY(REG.trace.nframes > 1))
         _rc_trace_record_traceback(o);
 }
 
@@ -495,6 +521,18 @@ static inline void _rc_trace_free(rc_object *o)
     t->ntraced--;
     if (RC_UNLIKELY(t->objects_count != 0))
         _rc_trace_forget(o);
+}
+/* _rc_trace_free of a small block when tracing keeps no per-object
+ * records (one frame): the counters only, no call. Returns false, having
+ * done nothing, when the full _rc_trace_free is needed. */
+static inline bool _rc_trace_free_small(rc_object *o)
+{
+    rc_trace_state *t = &REG.trace;
+    if (RC_UNLIKELY(!t->tracing || t->objects_count != 0))
+        return false;
+    t->current -= _rc_class_size(RC_POOL_OF(o)->szidx);
+    t->ntraced--;
+    return true;
 }
 /* rc_shutdown: stop tracing and release the tracer's memory. */
 RC_INTERNAL void _rc_trace_shutdown(void);

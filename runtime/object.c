@@ -68,6 +68,15 @@ static __attribute__((noinline)) void *new_checked(rc_type *type, size_t size, r
     return _rc_alloc_object(type, size, _rc_site(site));
 }
 
+/* Tracing's counters for a new object (nframes is 1 on the fast path, so
+ * there is no traceback to record). Out of line, so rc_new_at's fast path
+ * keeps everything in scratch registers. */
+static __attribute__((noinline)) rc_object *trace_new(rc_object *o)
+{
+    _rc_trace_alloc_counters(o);
+    return o;
+}
+
 /*
  * rc_new_at's fast path is the common case: the runtime initialised, a
  * registered tracked type, an instance of at most 80 bytes, a known site,
@@ -102,11 +111,11 @@ void *rc_new_at(rc_type *type, size_t size, rc_site *site)
     rc_object *o = FROM_GC(_rc_pool_alloc(pool, RC_KIND_GC, idx));
     zero_small(o + 1, size - sizeof(rc_object));
     o->ob_refcnt = 1;
-    o->ob_info = site->id << RC_SITE_SHIFT;
+    o->ob_info = (site->id << RC_SITE_SHIFT) | RC_OBF_TRACKED; /* generation 0 */
     o->ob_type = type;
-    _rc_gc_track(o);
+    _rc_gc_link_young(o);
     if (RC_UNLIKELY(REG.trace.tracing))
-        _rc_trace_alloc(o); /* counters only: nframes is 1 here */
+        return trace_new(o); /* a tail call: nothing to keep across a call here */
     return o;
 }
 
@@ -279,6 +288,39 @@ uint32_t _rc_fields_shape(const rc_field *fields)
     return RC_SHAPE(n, first);
 }
 
+/* ---- the trashcan ------------------------------------------------------------- */
+
+/* Deaths nested inside the clearing of a dying object's references (the
+ * only way one death causes another), and the objects parked when that
+ * went too deep (see the comment at the top). */
+static unsigned dealloc_depth;
+static rc_object *trash_pending; /* parked objects, linked through gc_next */
+
+static void drain_trash(void);
+
+/* A reference dropped by clearing code reached 0: the death is one level
+ * deeper; the outermost one frees what deeper ones parked. */
+static __attribute__((noinline)) void release_dying(rc_object *p)
+{
+    dealloc_depth++;
+    _rc_dealloc(p);
+    if (--dealloc_depth == 0 && RC_UNLIKELY(trash_pending != NULL))
+        drain_trash();
+}
+
+/* rc_xdecref for the references a dying or cleared object drops. */
+static inline __attribute__((always_inline)) void release(rc_object *p)
+{
+    if (!p)
+        return;
+    uint32_t rc = p->ob_refcnt;
+    if (RC_UNLIKELY(rc - 1u >= 0x7FFFFFFFu))
+        bad_decref(p);
+    p->ob_refcnt = rc - 1u;
+    if (rc == 1u)
+        release_dying(p);
+}
+
 /* The references of a simple shape, cleared as _rc_clear_refs does. */
 static inline void clear_shape(rc_object *o, uint32_t shape)
 {
@@ -287,7 +329,7 @@ static inline void clear_shape(rc_object *o, uint32_t shape)
     do {
         rc_object *p = *slot;
         *slot = NULL;
-        rc_xdecref(p);
+        release(p);
     } while (++slot < end); /* a shape has at least one reference */
 }
 
@@ -312,7 +354,7 @@ void _rc_clear_refs(rc_object *o)
             rc_object **slot = (rc_object **)(base + f->offset);
             rc_object *p = *slot;
             *slot = NULL;
-            rc_xdecref(p);
+            release(p);
             break;
         }
         case RC_FIELD_REF_ARRAY:
@@ -324,7 +366,7 @@ void _rc_clear_refs(rc_object *o)
             for (size_t i = 0; i < n; i++) {
                 rc_object *p = items[i];
                 items[i] = NULL;
-                rc_xdecref(p);
+                release(p);
                 /* A release may have run code that resized the array. */
                 if (f->kind == RC_FIELD_REF_ARRAY) {
                     items = *(rc_object ***)(base + f->offset);
@@ -344,7 +386,7 @@ void _rc_clear_refs(rc_object *o)
                     break;
                 rc_object *p = e[i].value;
                 e[i].value = NULL;
-                rc_xdecref(p);
+                release(p);
             }
             break;
         }
@@ -408,21 +450,40 @@ static __attribute__((noinline)) void quarantine_block(void *block, bool large, 
         _rc_mem_free((void *)(old & ~(uintptr_t)1), (old & 1u) != 0);
 }
 
-/* Step 6: poison the head and give the block back. */
-static inline void free_block(rc_object *o)
+/* Step 6: poison the head and give the block back. `gc` is whether the
+ * type is tracked (the caller knows). */
+static void free_block_slow(rc_object *o, bool gc)
 {
-    bool gc = _rc_is_gc(o);
     bool large = (o->ob_info & RC_OBF_LARGE) != 0;
     void *block = gc ? (void *)AS_GC(o) : (void *)o;
-    if (RC_UNLIKELY(o->ob_info & RC_OBF_TRACED))
+    if (o->ob_info & RC_OBF_TRACED)
         _rc_trace_free(o);
     /* Poison: the head keeps its site and type for diagnostics. */
     o->ob_refcnt = RC_REFCNT_FREED;
     o->ob_info &= ~(RC_OBF_TRACKED | RC_OBF_GARBAGE | RC_OBF_WEAKREFD);
-    if (RC_UNLIKELY(REG.debug_checks))
+    if (REG.debug_checks)
         quarantine_block(block, large, gc, o);
     else
         _rc_mem_free_kind(block, large, gc ? RC_KIND_GC : RC_KIND_PLAIN);
+}
+
+/* The same for the usual block: small, no debug checks, traced or not. */
+static inline __attribute__((always_inline)) void free_block(rc_object *o, bool gc)
+{
+    if (RC_UNLIKELY((o->ob_info & RC_OBF_LARGE) || REG.debug_checks)) {
+        free_block_slow(o, gc);
+        return;
+    }
+    if (RC_UNLIKELY(o->ob_info & RC_OBF_TRACED) && !_rc_trace_free_small(o)) {
+        free_block_slow(o, gc); /* _rc_trace_free in full */
+        return;
+    }
+    o->ob_refcnt = RC_REFCNT_FREED;
+    o->ob_info &= ~(RC_OBF_TRACKED | RC_OBF_GARBAGE | RC_OBF_WEAKREFD);
+    if (gc)
+        _rc_mem_free_kind(AS_GC(o), false, RC_KIND_GC);
+    else
+        _rc_mem_free_kind(o, false, RC_KIND_PLAIN);
 }
 
 /* Free quarantined blocks (rc_shutdown releases arenas wholesale anyway). */
@@ -432,7 +493,7 @@ static void drain_quarantine(void)
     quarantine_next = 0;
 }
 
-/* The general case of dealloc_one: finalizers, weakrefs, legacy del. */
+/* The general case of a death: finalizers, weakrefs, legacy del. */
 static __attribute__((noinline)) void dealloc_full(rc_object *o)
 {
     const rc_type *t = o->ob_type;
@@ -455,41 +516,53 @@ static __attribute__((noinline)) void dealloc_full(rc_object *o)
         t->destroy(o);
     if (gc)
         _rc_gc_on_free();
-    free_block(o);
+    free_block(o, gc);
 }
 
-/* Steps 1-6 of the comment at the top. Most objects have no finalizer and
- * no weakref: for them it is untrack, clear, destroy, free, inline. */
-static inline void dealloc_one(rc_object *o)
+/* Steps 1-6 of the comment at the top, for any object. */
+static void dealloc_one(rc_object *o)
 {
     const rc_type *t = o->ob_type;
-    if (RC_UNLIKELY(t->finalize || t->legacy_del || (o->ob_info & RC_OBF_WEAKREFD))) {
+    uint32_t tflags = t->tp_flags;
+    if (RC_UNLIKELY((tflags & RC_TPF_FINALIZERS) || (o->ob_info & RC_OBF_WEAKREFD))) {
         dealloc_full(o);
         return;
     }
-    bool gc = _rc_type_is_gc(t);
-    if (gc) {
+    if (tflags & RC_TPF_GC) {
         if (o->ob_info & RC_OBF_TRACKED)
-            _rc_gc_untrack(o);
+            _rc_gc_untrack_dying(o);
         uint32_t shape = _rc_type_shape(t);
         if (shape)
             clear_shape(o, shape);
         else
             _rc_clear_refs(o);
-    }
-    if (t->destroy)
-        t->destroy(o);
-    if (gc)
+        if (t->destroy)
+            t->destroy(o);
         _rc_gc_on_free();
-    free_block(o);
+        free_block(o, true);
+    } else {
+        if (t->destroy)
+            t->destroy(o);
+        free_block(o, false);
+    }
 }
 
-static unsigned dealloc_depth;
-static rc_object *trash_pending; /* parked objects, linked through gc_next */
-
-void _rc_dealloc(rc_object *o)
+static void drain_trash(void)
 {
-    if (_rc_is_gc(o) && dealloc_depth >= TRASHCAN_DEPTH) {
+    while (trash_pending) {
+        rc_object *p = trash_pending;
+        trash_pending = (rc_object *)AS_GC(p)->gc_next;
+        AS_GC(p)->gc_next = 0;
+        dealloc_depth++;
+        dealloc_one(p);
+        dealloc_depth--;
+    }
+}
+
+/* Any death but the fast path's: parked when too deep, else dealloc_one. */
+static __attribute__((noinline)) void dealloc_general(rc_object *o)
+{
+    if (dealloc_depth >= TRASHCAN_DEPTH && _rc_is_gc(o)) {
         /* Park it: untracked, so its gc head is free to hold the link. */
         if (o->ob_info & RC_OBF_TRACKED)
             _rc_gc_untrack(o);
@@ -497,19 +570,60 @@ void _rc_dealloc(rc_object *o)
         trash_pending = o;
         return;
     }
-    dealloc_depth++;
     dealloc_one(o);
-    dealloc_depth--;
-    if (dealloc_depth == 0) {
-        while (trash_pending) {
-            rc_object *p = trash_pending;
-            trash_pending = (rc_object *)AS_GC(p)->gc_next;
-            AS_GC(p)->gc_next = 0;
-            dealloc_depth++;
-            dealloc_one(p);
-            dealloc_depth--;
-        }
+}
+
+/* The fast path's reference `p` (from the slot before `slot`) died: the
+ * rest of the object's death with calls in it. */
+static __attribute__((noinline)) void dealloc_rest(rc_object *o, rc_object *p, rc_object **slot,
+                                                   rc_object **end)
+{
+    release_dying(p);
+    for (; slot < end; slot++) {
+        rc_object *q = *slot;
+        *slot = NULL;
+        release(q);
     }
+    _rc_gc_on_free();
+    free_block(o, true);
+}
+
+/*
+ * A refcount reached 0. The fast path is the usual death: a tracked object
+ * of a simple shape (its references in consecutive slots), no finalizer,
+ * no destroy, no weakref, no trashcan due, and none of its references dies
+ * with it. It makes no call (anything else is a tail call), so it needs no
+ * stack frame: unlink, drop the references, poison, free.
+ */
+void _rc_dealloc(rc_object *o)
+{
+    const rc_type *t = o->ob_type;
+    uint32_t shape = _rc_type_shape(t); /* 0 unless tracked with a simple shape */
+    if (RC_UNLIKELY(!shape || t->destroy || (t->tp_flags & RC_TPF_FINALIZERS) ||
+                    (o->ob_info & RC_OBF_WEAKREFD) || dealloc_depth >= TRASHCAN_DEPTH)) {
+        dealloc_general(o);
+        return;
+    }
+    if (o->ob_info & RC_OBF_TRACKED)
+        _rc_gc_untrack_dying(o);
+    rc_object **slot = (rc_object **)((char *)o + RC_SHAPE_FIRST(shape));
+    rc_object **end = slot + RC_SHAPE_NREFS(shape);
+    do {
+        rc_object *p = *slot;
+        *slot = NULL;
+        if (!p)
+            continue;
+        uint32_t rc = p->ob_refcnt;
+        if (RC_UNLIKELY(rc - 1u >= 0x7FFFFFFFu))
+            bad_decref(p);
+        p->ob_refcnt = rc - 1u;
+        if (rc == 1u) {
+            dealloc_rest(o, p, slot + 1, end);
+            return;
+        }
+    } while (++slot < end); /* a shape has at least one reference */
+    _rc_gc_on_free();
+    free_block(o, true);
 }
 
 typedef struct {

@@ -115,6 +115,8 @@ void _rc_register_type(rc_type *t)
     uint32_t flags = RC_TPF_REGISTERED;
     if (t->fields && t->fields[0].kind != RC_FIELD_END)
         flags |= RC_TPF_GC;
+    if (t->finalize || t->legacy_del)
+        flags |= RC_TPF_FINALIZERS;
     if (REG.ntypes == 0)
         REG.ntypes = 1; /* id 0 means unregistered */
     /* Reuse the slot of a dead heap type (classes come and go). */
@@ -137,7 +139,9 @@ void _rc_register_type(rc_type *t)
     REG.types[id] = t;
     t->tp_id = id;
     t->tp_reserved = (flags & RC_TPF_GC) ? _rc_fields_shape(t->fields) : 0;
-    t->tp_flags |= flags;
+    /* FINALIZERS is recomputed here, never cleared by unregistering: a dead
+     * class's instances still run their finalizer. */
+    t->tp_flags = (t->tp_flags & ~RC_TPF_FINALIZERS) | flags;
 }
 
 void _rc_unregister_type(rc_type *t)
@@ -278,7 +282,7 @@ void _rc_ensure_init(void)
     REG.pid = (uint32_t)getpid();
     REG.shutting_down = 0;
     if (debug_checks_env())
-        REG.debug_checks = 1;
+        rc_debug_set_checks(true);
     _rc_gc_init();
     _rc_builtins_init();
     static rc_site internal_site = {__FILE__, "rc_init", __LINE__, 0};
@@ -358,5 +362,9 @@ __attribute__((noinline, used)) void rc_debug_checkpoint(const char *label)
     __asm__ volatile("" : : "r"(label) : "memory");
 }
 
-void rc_debug_set_checks(bool on) { REG.debug_checks = on; }
+/* rc.h's inline rc_incref reads this copy: a plain global, not a field of
+ * the registry's struct, so the test is one load. */
+uint32_t _rc_refcount_checks;
+
+void rc_debug_set_checks(bool on) { REG.debug_checks = _rc_refcount_checks = on; }
 bool rc_debug_get_checks(void) { return REG.debug_checks != 0; }

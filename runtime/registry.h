@@ -90,6 +90,8 @@ typedef struct rc_gchead {
 #define RC_TPF_WEAKREF 0x04u   /* a weakref type (the collector treats it specially) */
 #define RC_TPF_HEAPTYPE 0x08u  /* made at run time by rc_class_new; freed with its class */
 #define RC_TPF_DEAD 0x10u      /* a heap type whose class has died */
+#define RC_TPF_FINALIZERS 0x20u /* finalize or legacy_del set (cached when the type is
+                                   registered, for the deallocation fast path) */
 
 /* ---- allocator ---------------------------------------------------------- */
 

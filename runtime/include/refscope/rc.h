@@ -163,11 +163,53 @@ void rc_xdecref(rc_object *o);      /* NULL allowed */
 intptr_t rc_refcount(const rc_object *o); /* sys.getrefcount() - 1 */
 void rc_set(rc_object **slot, rc_object *value); /* incref new, decref old */
 
+/*
+ * rc_incref, rc_decref and rc_xdecref are also inline, below, as
+ * Py_INCREF and Py_DECREF are macros: a call costs as much as the
+ * operation, and every object's life runs several. The functions above
+ * (same behaviour) remain for callers that need an address (ctypes, a
+ * function pointer): write (rc_incref)(o). What the inline versions read
+ * besides the object is runtime-private:
+ *   _rc_refcount_checks  nonzero while debug checks are on: rc_incref then
+ *                        takes the function, which validates the object;
+ *   _rc_dealloc          what a refcount reaching 0 calls.
+ * A decref of an object whose refcount is 0 or the freed poison (any count
+ * >= 2^31) takes the function, which aborts with a message naming it.
+ */
+extern uint32_t _rc_refcount_checks;
+void _rc_dealloc(rc_object *o);
+
+static inline __attribute__((always_inline)) rc_object *_rc_incref_inline(rc_object *o)
+{
+    if (__builtin_expect(_rc_refcount_checks != 0, 0))
+        return (rc_incref)(o);
+    o->ob_refcnt++;
+    return o;
+}
+
+static inline __attribute__((always_inline)) void _rc_decref_inline(rc_object *o)
+{
+    uint32_t rc = o->ob_refcnt;
+    if (__builtin_expect(rc - 1u >= 0x7FFFFFFFu, 0)) {
+        (rc_decref)(o); /* aborts: already 0, freed or corrupt */
+        return;
+    }
+    o->ob_refcnt = rc - 1u;
+    if (rc == 1u)
+        _rc_dealloc(o);
+}
+
+static inline __attribute__((always_inline)) void _rc_xdecref_inline(rc_object *o)
+{
+    if (o)
+        _rc_decref_inline(o);
+}
+
 /* The same operations on any pointer to a struct that starts with the object
  * head (a Node *), as CPython's macros accept any PyObject-derived pointer. */
-#define rc_incref(o) (rc_incref)((rc_object *)(o))
-#define rc_decref(o) (rc_decref)((rc_object *)(o))
-#define rc_xdecref(o) (rc_xdecref)((rc_object *)(o))
+#define rc_incref(o) _rc_incref_inline((rc_object *)(o))
+#define rc_decref(o) _rc_decref_inline((rc_object *)(o))
+#define rc_xdecref(o) _rc_xdecref_inline((rc_object *)(o))
 #define rc_refcount(o) (rc_refcount)((const rc_object *)(o))
 #define RC_OBJ(o) ((rc_object *)(o))
 
