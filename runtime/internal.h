@@ -405,22 +405,9 @@ static inline void _rc_gc_track(rc_object *o)
 }
 
 /* Unlink o from whatever list holds it (flag bits of its neighbours' gc_prev
- * are kept, as gc.c's list_remove does). */
-static inline void _rc_gc_untrack(rc_object *o)
-{
-    rc_gchead *g = AS_GC(o);
-    rc_gchead *prev = (rc_gchead *)(g->gc_prev & ~RC_GC_PREV_MASK);
-    rc_gchead *next = (rc_gchead *)g->gc_next;
-    prev->gc_next = (uintptr_t)next;
-    next->gc_prev = (next->gc_prev & RC_GC_PREV_MASK) | (uintptr_t)prev;
-    g->gc_next = 0;
-    g->gc_prev = 0;
-    o->ob_info &= ~RC_OBF_TRACKED;
-    REG.gc.tracked--;
-    (*_rc_gen_count(_rc_gen(o)))--;
-}
-/* _rc_gc_untrack for an object being deallocated: its gc head is about to
- * become free-list space, so the links are left as they are. */
+ * are kept, as gc.c's list_remove does) and uncount it. For an object being
+ * deallocated: its gc head is about to become free-list space, so its own
+ * links are left as they are. */
 static inline void _rc_gc_untrack_dying(rc_object *o)
 {
     rc_gchead *g = AS_GC(o);
@@ -431,6 +418,14 @@ static inline void _rc_gc_untrack_dying(rc_object *o)
     o->ob_info &= ~RC_OBF_TRACKED;
     REG.gc.tracked--;
     (*_rc_gen_count(_rc_gen(o)))--;
+}
+
+/* The same for an object that lives on untracked: its links are zeroed. */
+static inline void _rc_gc_untrack(rc_object *o)
+{
+    _rc_gc_untrack_dying(o);
+    AS_GC(o)->gc_next = 0;
+    AS_GC(o)->gc_prev = 0;
 }
 
 /* "<Type 0x...>" as Python's gc debug lines print objects. */

@@ -308,16 +308,22 @@ static __attribute__((noinline)) void release_dying(rc_object *p)
         drain_trash();
 }
 
-/* rc_xdecref for the references a dying or cleared object drops. */
-static inline __attribute__((always_inline)) void release(rc_object *p)
+/* rc_xdecref's count for a reference a dying or cleared object drops:
+ * true when p's count reached 0 (the caller deallocates p). */
+static inline __attribute__((always_inline)) bool drop(rc_object *p)
 {
     if (!p)
-        return;
+        return false;
     uint32_t rc = p->ob_refcnt;
     if (RC_UNLIKELY(rc - 1u >= 0x7FFFFFFFu))
         bad_decref(p);
     p->ob_refcnt = rc - 1u;
-    if (rc == 1u)
+    return rc == 1u;
+}
+
+static inline __attribute__((always_inline)) void release(rc_object *p)
+{
+    if (drop(p))
         release_dying(p);
 }
 
@@ -611,13 +617,7 @@ void _rc_dealloc(rc_object *o)
     do {
         rc_object *p = *slot;
         *slot = NULL;
-        if (!p)
-            continue;
-        uint32_t rc = p->ob_refcnt;
-        if (RC_UNLIKELY(rc - 1u >= 0x7FFFFFFFu))
-            bad_decref(p);
-        p->ob_refcnt = rc - 1u;
-        if (rc == 1u) {
+        if (drop(p)) {
             dealloc_rest(o, p, slot + 1, end);
             return;
         }
