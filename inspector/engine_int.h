@@ -20,7 +20,8 @@
  *   edge           a strong reference found through a field table, from
  *                  one object to the start of another live object; edges
  *                  live in CSR arrays (out_off/out_dst/out_lab) and their
- *                  reverse (in_off/in_src/in_eid)
+ *                  reverse (in_off/in_src: a source once per edge, sources
+ *                  in index order, one source's in the order of its edges)
  *   label          (field index << 48) | element index: enough to print
  *                  `Node.next`, `list[3]`, `dict['key']` (dict keys and
  *                  closure cell names are read lazily, only for printing)
@@ -112,6 +113,7 @@ typedef struct rs_type {
     bool weakref;      /* RC_TPF_WEAKREF */
     bool registered;   /* types[tp_id] == addr */
     uint32_t fixed_extent; /* bytes of the object the fixed fields need */
+    bool refs_only;    /* every field is a REF or WEAK pointer (decode_object's fast path) */
 } rs_type;
 
 typedef struct rs_site {
@@ -154,10 +156,9 @@ typedef struct rs_group {
     uint32_t id;          /* 1-based, the N of `graph --cycle N` */
     bool uncollectable;
     bool is_cycle;        /* a real SCC (more than one member or a self loop) */
-    uint32_t nmembers;
-    uint32_t *members;    /* object indexes, sorted by address */
-    uint32_t nhang;
-    uint32_t *hang;       /* hanging off: tracked trivial members + cascade */
+    uint32_t nmembers, nhang;
+    uint32_t *members;    /* object indexes, sorted by address (in rs_gc_result.lists) */
+    uint32_t *hang;       /* hanging off: tracked trivial members + cascade (same) */
     uint64_t bytes, hang_bytes;
 } rs_group;
 
@@ -167,6 +168,7 @@ typedef struct rs_gc_result {
     uint8_t *role;        /* per object: 1 member of its group, 2 hanging off it */
     rs_group *groups;
     size_t ngroups;
+    uint32_t *lists;      /* the groups' members and hang arrays point into it */
     uint64_t n_collectable, b_collectable;
     uint64_t n_legacy, b_legacy;
     uint64_t n_cascade, b_cascade;
@@ -180,6 +182,25 @@ typedef struct rs_dom_result {
     uint32_t *rcount;     /* per node: objects in its dominator subtree */
     uint64_t reach_objects, reach_bytes;
 } rs_dom_result;
+
+/* One pool of a scanned arena in the address index (heap.c). A pool holds
+ * at most (16384 - 64) / 16 = 1020 blocks: 16 words of bitmap. */
+#define RS_POOL_WORDS 16
+typedef struct rs_poolix {
+    uint32_t first;        /* object index of the pool's first loaded block */
+    uint16_t magic;        /* ceil(2^16 / d), d = block size / 16: block = (x * magic) >> 16 */
+    uint8_t d;             /* block size / 16; 0: the pool holds no objects */
+    uint8_t head;          /* gc head bytes before the object (0 or 16) */
+    uint16_t ndense;       /* blocks 0 .. ndense-1 are all loaded: object first + b */
+    uint16_t rank[RS_POOL_WORDS];  /* loaded blocks in live[0 .. w-1] */
+    uint64_t live[RS_POOL_WORDS];  /* bit b: block b is a loaded object */
+} rs_poolix;
+
+typedef struct rs_arenaix {
+    uint64_t key;          /* arena address >> 20; UINT64_MAX: empty slot */
+    uint32_t pool0;        /* its first record in pools[] */
+    uint32_t npools;       /* records it has (pools carved and readable) */
+} rs_arenaix;
 
 /* Chunked string storage, freed with the heap. */
 typedef struct rs_strblock {
@@ -227,16 +248,22 @@ struct rs_heap {
     uint32_t *blk;         /* block bytes (gc head / large header included), saturated */
     uint64_t *bytes;       /* blk + described out-of-block buffers */
 
-    /* address index: page (addr >> 14) -> [start, end) of objects starting there */
-    uint64_t *page_keys;
-    uint32_t *page_start, *page_end;
-    size_t page_cap;
+    /* address index (rs_find_object): the allocator's geometry. Arenas by
+     * address (open addressing on addr >> 20) -> their pools' records ->
+     * block index by arithmetic -> object index by the pool's bitmap of
+     * loaded blocks; large objects by binary search of large_idx. */
+    rs_arenaix *arenas_ix; /* open addressing, arena_cap slots (a power of 2) */
+    size_t arena_cap;
+    rs_poolix *pools;
+    size_t npools, cappools;
+    uint32_t *large_idx;   /* object indexes of large objects, in address order */
+    size_t nlarge, caplarge;
 
     /* edges */
     size_t nedges;
     uint32_t *out_off, *out_dst;
     uint64_t *out_lab;
-    uint32_t *in_off, *in_src, *in_eid;
+    uint32_t *in_off, *in_src;
     rs_weakedge *weak;
     size_t nweak;
     rs_badedge *bad;

@@ -92,15 +92,6 @@ const int32_t *rs_unexplained(rs_heap *h)
 
 /* ---- the collector's unreachable set ---------------------------------------------- */
 
-/* Candidates of collect(2): objects on the lists of generations 0..2, i.e.
- * tracked, of a collected type, generation bits 0..2 (not the permanent
- * generation). */
-static inline bool is_candidate(const rs_heap *h, uint32_t i)
-{
-    return (h->info[i] & RC_OBF_TRACKED) && (h->info[i] & RC_OBF_GEN_MASK) != RC_GEN_PERMANENT &&
-           rs_obj_type(h, i)->gc;
-}
-
 enum { CAND = 0x80 }; /* temporary bit in state[] */
 
 typedef struct comp_info {
@@ -109,16 +100,89 @@ typedef struct comp_info {
     bool cycle;
 } comp_info;
 
-static int group_cmp(const void *a, const void *b)
+/*
+ * The order `cycles` lists groups in: collectable before uncollectable,
+ * then by bytes (members + hanging off) descending, then by first member
+ * (the smallest object index; 0 for a group without members), ties in
+ * group order. Returns order[k] = the group at position k.
+ *
+ * Without a comparison sort of all groups (there are as many as half the
+ * objects): the distinct (uncollectable, bytes) keys, usually few, are
+ * sorted; a counting sort by key then takes the groups in first-member
+ * order, which an index-order scan of the objects gives.
+ */
+typedef struct group_key {
+    uint64_t bytes;
+    uint32_t uncollectable;
+    uint32_t index;       /* its index before the sort */
+    uint32_t start;       /* groups with this key: count, then first position */
+} group_key;
+
+static int group_key_cmp(const void *a, const void *b)
 {
-    const rs_group *x = a, *y = b;
+    const group_key *x = a, *y = b;
     if (x->uncollectable != y->uncollectable)
         return x->uncollectable ? 1 : -1;
-    uint64_t bx = x->bytes + x->hang_bytes, by = y->bytes + y->hang_bytes;
-    if (bx != by)
-        return bx > by ? -1 : 1;
-    uint32_t mx = x->nmembers ? x->members[0] : 0, my = y->nmembers ? y->members[0] : 0;
-    return mx < my ? -1 : mx > my;
+    return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
+}
+
+static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint32_t *group,
+                             const uint8_t *role, size_t n)
+{
+    size_t cap = 16;
+    while (cap < ngroups * 2)
+        cap *= 2;
+    uint32_t *slot = rs_xcalloc(cap, sizeof *slot); /* key index + 1; 0 empty */
+    group_key *keys = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *keys);
+    uint32_t *key_of = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *key_of);
+    size_t nkeys = 0, mask = cap - 1;
+    for (size_t g = 0; g < ngroups; g++) {
+        uint64_t b = groups[g].bytes + groups[g].hang_bytes;
+        uint32_t u = groups[g].uncollectable;
+        size_t s = (size_t)(((b * 2 + u) * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+        while (slot[s] && (keys[slot[s] - 1].bytes != b || keys[slot[s] - 1].uncollectable != u))
+            s = (s + 1) & mask;
+        if (!slot[s]) {
+            keys[nkeys] = (group_key){b, u, (uint32_t)nkeys, 0};
+            slot[s] = (uint32_t)++nkeys;
+        }
+        key_of[g] = slot[s] - 1;
+        keys[slot[s] - 1].start++;
+    }
+    free(slot);
+    /* sort the keys, remembering where each went */
+    uint32_t *rank = rs_xmalloc((nkeys ? nkeys : 1) * sizeof *rank);
+    RS_QSORT(keys, nkeys, sizeof *keys, group_key_cmp);
+    uint32_t pos = 0;
+    for (size_t k = 0; k < nkeys; k++) {
+        rank[keys[k].index] = (uint32_t)k;
+        uint32_t c = keys[k].start;
+        keys[k].start = pos;
+        pos += c;
+    }
+    /* groups in first-member order: those without members and the one of
+     * object 0 (first member 0, in group order), then by the scan */
+    uint32_t *order = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *order);
+    uint8_t *placed = rs_xcalloc(ngroups ? ngroups : 1, 1);
+    uint32_t g0 = n && role[0] == 1 ? group[0] : RS_NONE;
+    for (size_t g = 0; g < ngroups; g++) {
+        if (groups[g].nmembers && g != g0)
+            continue;
+        order[keys[rank[key_of[g]]].start++] = (uint32_t)g;
+        placed[g] = 1;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t g = group[i];
+        if (g == RS_NONE || role[i] != 1 || placed[g])
+            continue;
+        order[keys[rank[key_of[g]]].start++] = g;
+        placed[g] = 1;
+    }
+    free(placed);
+    free(rank);
+    free(key_of);
+    free(keys);
+    return order;
 }
 
 /*
@@ -131,24 +195,30 @@ static int group_cmp(const void *a, const void *b)
 static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
                      comp_info **comps_ret, uint32_t **members_ret)
 {
-    size_t n = h->nobj;
-    uint32_t *index = rs_xcalloc(n ? n : 1, sizeof *index);
-    uint32_t *low = rs_xmalloc((n ? n : 1) * sizeof *low);
-    uint32_t *stack = rs_xmalloc((n ? n : 1) * sizeof *stack);
-    uint32_t *cs_v = rs_xmalloc((n ? n : 1) * sizeof *cs_v);
-    uint32_t *cs_e = rs_xmalloc((n ? n : 1) * sizeof *cs_e);
-    uint32_t *members = rs_xmalloc((n ? n : 1) * sizeof *members);
-    comp_info *comps = NULL;
-    size_t ncomps = 0, capcomps = 0, nmem = 0;
+    size_t n = h->nobj, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        comp_of[i] = RS_NONE;
+        m += in_set[i] != 0;
+    }
+    /* per object: DFS number and low link, side by side (0: not visited);
+     * the stacks, members and components are at most m long */
+    typedef struct tnode {
+        uint32_t index, low;
+    } tnode;
+    tnode *T = rs_xcalloc(n ? n : 1, sizeof *T);
+    uint32_t *stack = rs_xmalloc((m ? m : 1) * sizeof *stack);
+    uint32_t *cs_v = rs_xmalloc((m ? m : 1) * sizeof *cs_v);
+    uint32_t *cs_e = rs_xmalloc((m ? m : 1) * sizeof *cs_e);
+    uint32_t *members = rs_xmalloc((m ? m : 1) * sizeof *members);
+    comp_info *comps = rs_xmalloc((m ? m : 1) * sizeof *comps);
+    size_t ncomps = 0, nmem = 0;
     size_t sp = 0, csp = 0;
     uint32_t counter = 0;
-    for (size_t i = 0; i < n; i++)
-        comp_of[i] = RS_NONE;
 
     for (size_t r = 0; r < n; r++) {
-        if (!in_set[r] || index[r])
+        if (!in_set[r] || T[r].index)
             continue;
-        index[r] = low[r] = ++counter;
+        T[r].index = T[r].low = ++counter;
         stack[sp++] = (uint32_t)r;
         cs_v[csp] = (uint32_t)r;
         cs_e[csp++] = h->out_off[r];
@@ -158,19 +228,18 @@ static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
                 uint32_t w = h->out_dst[cs_e[csp - 1]++];
                 if (!in_set[w])
                     continue;
-                if (!index[w]) {
-                    index[w] = low[w] = ++counter;
+                if (!T[w].index) {
+                    T[w].index = T[w].low = ++counter;
                     stack[sp++] = w;
                     cs_v[csp] = w;
                     cs_e[csp++] = h->out_off[w];
-                } else if (comp_of[w] == RS_NONE && index[w] < low[v]) {
-                    low[v] = index[w]; /* w is on the stack */
+                } else if (comp_of[w] == RS_NONE && T[w].index < T[v].low) {
+                    T[v].low = T[w].index; /* w is on the stack */
                 }
                 continue;
             }
             csp--;
-            if (low[v] == index[v]) {
-                rs_grow(&comps, &capcomps, ncomps + 1, sizeof *comps);
+            if (T[v].low == T[v].index) {
                 comp_info *c = &comps[ncomps];
                 c->first = (uint32_t)nmem;
                 c->n = 0;
@@ -193,13 +262,12 @@ static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
             }
             if (csp) {
                 uint32_t u = cs_v[csp - 1];
-                if (low[v] < low[u])
-                    low[u] = low[v];
+                if (T[v].low < T[u].low)
+                    T[u].low = T[v].low;
             }
         }
     }
-    free(index);
-    free(low);
+    free(T);
     free(stack);
     free(cs_v);
     free(cs_e);
@@ -214,17 +282,25 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         return h->gc;
     size_t n = h->nobj;
     rs_gc_result *R = rs_xcalloc(1, sizeof *R);
-    uint8_t *state = rs_xcalloc(n ? n : 1, 1);
-    uint32_t *refs = rs_xcalloc(n ? n : 1, sizeof *refs);
+    uint8_t *state = rs_xmalloc(n ? n : 1);
+    uint32_t *refs = rs_xmalloc((n ? n : 1) * sizeof *refs);
     uint32_t *queue = rs_xmalloc((n ? n : 1) * sizeof *queue);
+    /* per type: collected (its instances are candidates when tracked), has a legacy finalizer */
+    enum { T_GC = 1, T_LEGACY = 2 };
+    uint8_t *tf = rs_xmalloc(h->ntypes ? h->ntypes : 1);
+    for (size_t t = 0; t < h->ntypes; t++)
+        tf[t] = (uint8_t)((h->types[t].gc ? T_GC : 0) | (h->types[t].legacy_del ? T_LEGACY : 0));
 
-    /* update_refs: gc_refs = refcount (0 is treated as 1, as gc.c does) */
+    /* update_refs: gc_refs = refcount (0 is treated as 1, as gc.c does);
+     * candidates of collect(2) are on the lists of generations 0..2:
+     * tracked, of a collected type, not in the permanent generation */
     for (size_t i = 0; i < n; i++) {
-        if (!is_candidate(h, (uint32_t)i))
-            continue;
-        state[i] = CAND;
-        refs[i] = h->refcnt[i] ? h->refcnt[i] : 1;
-        R->n_candidates++;
+        uint32_t info = h->info[i];
+        bool cand = (info & RC_OBF_TRACKED) && (info & RC_OBF_GEN_MASK) != RC_GEN_PERMANENT &&
+                    (tf[h->tidx[i]] & T_GC);
+        state[i] = cand ? CAND : 0;
+        refs[i] = !cand ? 0 : h->refcnt[i] ? h->refcnt[i] : 1;
+        R->n_candidates += cand;
     }
     /* subtract_refs: references from candidates to candidates */
     for (size_t i = 0; i < n; i++) {
@@ -257,7 +333,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     /* move_legacy_finalizers + move_legacy_finalizer_reachable */
     qh = qt = 0;
     for (size_t i = 0; i < n; i++) {
-        if (state[i] == CAND && rs_obj_type(h, (uint32_t)i)->legacy_del) {
+        if (state[i] == CAND && (tf[h->tidx[i]] & T_LEGACY)) {
             state[i] = CAND | RS_GC_LEGACY;
             queue[qt++] = (uint32_t)i;
         }
@@ -272,33 +348,37 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             }
         }
     }
+    free(tf);
+    /* What is left is collectable. In the same pass: the unreachable set
+     * (in_u), no groups yet, the cascade's counts (in refs, no longer
+     * needed) and its start, the collectable objects in index order. */
+    uint8_t *in_u = rs_xmalloc(n ? n : 1);
+    uint32_t *group = rs_xmalloc((n ? n : 1) * sizeof *group);
+    uint8_t *role = rs_xcalloc(n ? n : 1, 1);
+    uint32_t *cnt = refs;
+    qt = 0;
     for (size_t i = 0; i < n; i++) {
         if (state[i] == CAND)
             state[i] = CAND | RS_GC_COLLECTABLE;
-        if ((state[i] & 0x7f) == RS_GC_COLLECTABLE) {
+        unsigned st = state[i] & 0x7f;
+        if (st == RS_GC_COLLECTABLE) {
             R->n_collectable++;
             R->b_collectable += h->bytes[i];
-        } else if ((state[i] & 0x7f) == RS_GC_LEGACY) {
+            queue[qt++] = (uint32_t)i;
+        } else if (st == RS_GC_LEGACY) {
             R->n_legacy++;
             R->b_legacy += h->bytes[i];
         }
+        in_u[i] = st == RS_GC_COLLECTABLE || st == RS_GC_LEGACY;
+        group[i] = RS_NONE;
+        cnt[i] = 0;
     }
 
     /* groups: strongly connected components of the unreachable set */
-    uint8_t *in_u = rs_xcalloc(n ? n : 1, 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned s = state[i] & 0x7f;
-        in_u[i] = s == RS_GC_COLLECTABLE || s == RS_GC_LEGACY;
-    }
     uint32_t *comp_of = rs_xmalloc((n ? n : 1) * sizeof *comp_of);
     comp_info *comps = NULL;
     uint32_t *cmem = NULL;
     size_t ncomps = tarjan(h, in_u, comp_of, &comps, &cmem);
-
-    uint32_t *group = rs_xmalloc((n ? n : 1) * sizeof *group);
-    uint8_t *role = rs_xcalloc(n ? n : 1, 1);
-    for (size_t i = 0; i < n; i++)
-        group[i] = RS_NONE;
     size_t ngroups = 0;
     /* topological order = reverse of Tarjan's */
     for (size_t c = ncomps; c-- > 0;) {
@@ -337,12 +417,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
      * untracked object, say). So the cascade takes any object outside the
      * collectable set whose references all come from freed objects.
      */
-    uint32_t *cnt = refs; /* gc_refs are no longer needed: count freed referrers */
-    memset(cnt, 0, (n ? n : 1) * sizeof *cnt);
-    qh = qt = 0;
-    for (size_t i = 0; i < n; i++)
-        if ((state[i] & 0x7f) == RS_GC_COLLECTABLE)
-            queue[qt++] = (uint32_t)i;
+    qh = 0; /* queue[0 .. qt) holds the collectable objects */
     while (qh < qt) {
         uint32_t v = queue[qh++];
         for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
@@ -363,17 +438,17 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             }
         }
     }
-    for (size_t i = 0; i < n; i++)
-        state[i] &= 0x7f;
     free(refs);
     free(queue);
     free(in_u);
 
     /* A group whose members all went with the cascade keeps what hangs off
-     * it as members; an empty group goes. */
+     * it as members; an empty group goes. (The pass that counts them also
+     * drops the CAND bits.) */
     uint32_t *nmem = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nmem);
     uint32_t *nhang = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nhang);
     for (size_t i = 0; i < n; i++) {
+        state[i] &= 0x7f;
         if (group[i] == RS_NONE)
             continue;
         if (role[i] == 1)
@@ -396,11 +471,13 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     free(nmem);
     free(nhang);
 
-    /* fill the groups (members and hanging objects in address order) */
+    /* totals per group (by its number so far) */
     rs_group *groups = rs_xcalloc(ngroups ? ngroups : 1, sizeof *groups);
+    size_t nlisted = 0;
     for (size_t i = 0; i < n; i++) {
         if (group[i] == RS_NONE)
             continue;
+        nlisted++;
         rs_group *G = &groups[group[i]];
         if (role[i] == 1) {
             G->nmembers++;
@@ -412,20 +489,46 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             G->hang_bytes += h->bytes[i];
         }
     }
-    for (size_t g = 0; g < ngroups; g++) {
-        groups[g].members = rs_xmalloc((groups[g].nmembers ? groups[g].nmembers : 1) * 4);
-        groups[g].hang = rs_xmalloc((groups[g].nhang ? groups[g].nhang : 1) * 4);
-        groups[g].nmembers = groups[g].nhang = 0;
+
+    /* The report's order: members and hanging objects (in address order)
+     * go to one array, group after group in that order; then the groups
+     * themselves are put in that order, in place. */
+    uint32_t *order = group_order(groups, ngroups, group, role, n);
+    uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
+    uint32_t *lists = rs_xmalloc((nlisted ? nlisted : 1) * sizeof *lists);
+    size_t acc = 0;
+    for (size_t k = 0; k < ngroups; k++) {
+        rs_group *G = &groups[order[k]];
+        renum[order[k]] = (uint32_t)k;
+        G->id = (uint32_t)k + 1;
+        G->members = lists + acc;
+        acc += G->nmembers;
+        G->hang = lists + acc;
+        acc += G->nhang;
+        G->nmembers = G->nhang = 0;
     }
+    free(order);
     for (size_t i = 0; i < n; i++) {
         if (group[i] == RS_NONE)
             continue;
         rs_group *G = &groups[group[i]];
+        group[i] = renum[group[i]];
         if (role[i] == 1)
             G->members[G->nmembers++] = (uint32_t)i;
         else
             G->hang[G->nhang++] = (uint32_t)i;
     }
+    for (size_t g = 0; g < ngroups; g++) { /* follow the permutation's cycles */
+        while (renum[g] != g) {
+            uint32_t t = renum[g];
+            rs_group tmp = groups[t];
+            groups[t] = groups[g];
+            groups[g] = tmp;
+            renum[g] = renum[t];
+            renum[t] = t;
+        }
+    }
+    free(renum);
     for (size_t g = 0; g < ngroups; g++) {
         rs_group *G = &groups[g];
         G->is_cycle = G->nmembers > 1;
@@ -435,24 +538,14 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
                 if (h->out_dst[e] == v)
                     G->is_cycle = true;
         }
-        G->id = (uint32_t)g; /* old index, for the renumbering below */
     }
-    RS_QSORT(groups, ngroups, sizeof *groups, group_cmp);
-    uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
-    for (size_t g = 0; g < ngroups; g++) {
-        renum[groups[g].id] = (uint32_t)g;
-        groups[g].id = (uint32_t)g + 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (group[i] != RS_NONE)
-            group[i] = renum[group[i]];
-    free(renum);
 
     R->state = state;
     R->group = group;
     R->role = role;
     R->groups = groups;
     R->ngroups = ngroups;
+    R->lists = lists;
     h->gc = R;
     return R;
 }
@@ -647,7 +740,6 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     uint32_t *pre = rs_xcalloc(V, sizeof *pre);
     uint32_t *vert = rs_xmalloc(((size_t)V + 1) * sizeof *vert);
     uint32_t *parent = rs_xmalloc(((size_t)V + 1) * sizeof *parent);
-    uint32_t *semi = rs_xmalloc(((size_t)V + 1) * sizeof *semi);
     uint32_t N = 0;
 
     /* iterative DFS */
@@ -688,6 +780,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         free(se);
     }
 
+    uint32_t *semi = rs_xmalloc(((size_t)N + 1) * sizeof *semi);
     uint32_t *label = rs_xmalloc(((size_t)N + 1) * sizeof *label);
     uint32_t *anc = rs_xcalloc((size_t)N + 1, sizeof *anc);
     uint32_t *stack = rs_xmalloc(((size_t)N + 1) * sizeof *stack);
@@ -769,9 +862,11 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     free(label);
     free(anc);
     free(stack);
+    free(pre);
 
-    /* NCA: idom(i) is the nearest ancestor of parent(i) not above semi(i) */
-    uint32_t *idn = rs_xmalloc(((size_t)N + 1) * sizeof *idn);
+    /* NCA: idom(i) is the nearest ancestor of parent(i) not above semi(i).
+     * In place: parent[i] becomes idn[i] (only idn[j], j < i, is read). */
+    uint32_t *idn = parent;
     idn[1] = 1;
     for (uint32_t i = 2; i <= N; i++) {
         uint32_t j = parent[i];
@@ -780,34 +875,26 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         idn[i] = j;
     }
     free(semi);
-    free(parent);
 
-    uint64_t *ret = rs_xcalloc((size_t)N + 1, sizeof *ret);
-    uint32_t *cnt = rs_xcalloc((size_t)N + 1, sizeof *cnt);
-    for (uint32_t i = 1; i <= N; i++) {
-        uint32_t v = vert[i];
-        if (v < G->n) {
-            ret[i] = h->bytes[v];
-            cnt[i] = 1;
-        }
-    }
-    for (uint32_t i = N; i >= 2; i--) {
-        ret[idn[i]] += ret[i];
-        cnt[idn[i]] += cnt[i];
-    }
-
+    /* into node space; retained sizes bottom-up (children have larger
+     * numbers than their dominator) */
     out->idom = rs_xmalloc((size_t)V * sizeof *out->idom);
     out->retained = rs_xcalloc(V, sizeof *out->retained);
     out->rcount = rs_xcalloc(V, sizeof *out->rcount);
-    for (uint32_t v = 0; v < V; v++) {
-        uint32_t p = pre[v];
-        if (!p) {
-            out->idom[v] = RS_NONE;
-            continue;
+    for (uint32_t v = 0; v < V; v++)
+        out->idom[v] = RS_NONE;
+    for (uint32_t i = 1; i <= N; i++) {
+        uint32_t v = vert[i];
+        out->idom[v] = vert[idn[i]];
+        if (v < G->n) {
+            out->retained[v] = h->bytes[v];
+            out->rcount[v] = 1;
         }
-        out->idom[v] = vert[idn[p]];
-        out->retained[v] = ret[p];
-        out->rcount[v] = cnt[p];
+    }
+    for (uint32_t i = N; i >= 2; i--) {
+        uint32_t v = vert[i], d = vert[idn[i]];
+        out->retained[d] += out->retained[v];
+        out->rcount[d] += out->rcount[v];
     }
     if (want_order) {
         out->order = rs_xmalloc(((size_t)N + 1) * sizeof *out->order);
@@ -818,10 +905,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         out->order = NULL;
         out->norder = 0;
     }
-    free(ret);
-    free(cnt);
     free(idn);
-    free(pre);
     free(vert);
 }
 

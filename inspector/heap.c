@@ -10,7 +10,9 @@
  *   registered roots        1 read + 2 per root (slot value, name)
  *   the large list          1-2 reads per node (header + the part the field
  *                           table needs), cycle guard and count cap
- *   the arena table         1 read, then 1 read of 1 MiB per arena
+ *   the arena table         1 read, then 1 read of 1 MiB per arena (none
+ *                           from a core: its bytes are used in place,
+ *                           rs_memory_view)
  *   out-of-block buffers    list item arrays and dict entry tables, queued
  *                           while scanning, sorted by address and read in
  *                           coalesced blocks of up to 1 MiB
@@ -19,11 +21,21 @@
  * address and large objects (prescanned, sorted) are merged in between, so
  * no permutation is needed and an object's index order is its address order.
  *
- * Edges are first collected raw (source index, target address, label), then
- * resolved through the address index (page -> range of the sorted table,
- * binary search in the range) and counting-sorted into CSR arrays; the
- * reverse CSR is built from those. Pointers to no live object start are
- * kept apart as bad edges for `check`.
+ * Edges are first collected raw (target address, label). Those found in
+ * the objects themselves come in object order, so out_off[i] notes where
+ * object i's begin while loading; resolving them through the address index
+ * compacts them into the CSR arrays in place. Those of queued buffers
+ * (list items, dict entries) come later, with their source: they are
+ * sorted by source and merged in by label. The reverse CSR is built from
+ * the result. Pointers to no live object start are kept apart as bad
+ * edges for `check`, in the order they were decoded.
+ *
+ * The address index is the allocator's own geometry (registry.h), recorded
+ * while scanning: an address's arena (a hash of addr >> 20), its pool
+ * (addr >> 14 within the arena), its block (offset / block size, by a
+ * multiplication) and whether that block was loaded (a bitmap per pool,
+ * whose rank is the object index). No search per edge; large objects,
+ * few, are found by binary search.
  *
  * Everything read is validated; a failure is a warning and the part that
  * could be read is used (a partial heap from a damaged core beats none).
@@ -141,6 +153,26 @@ size_t rs_read_mem(rs_heap *h, uint64_t addr, void *buf, size_t len)
     return n;
 }
 
+/* rs_memory_view (target.h) belongs to the target layer, which the engine
+ * alone (as its tests link it) lacks: weak, it is then NULL. */
+#pragma weak rs_memory_view
+
+/* The bytes [addr, addr + len) in place when the memory is a core's and
+ * they lie in one piece of it (no copy: arenas are megabytes); NULL
+ * otherwise: read them. Counted as the read it saves. */
+static const unsigned char *view_mem(rs_heap *h, uint64_t addr, size_t len)
+{
+    size_t avail = 0;
+    if (!rs_memory_view || !len || !addr || addr + len < addr)
+        return NULL;
+    const void *p = rs_memory_view(h->mem, addr, len, &avail);
+    if (!p || avail < len)
+        return NULL;
+    h->nreads++;
+    h->bytes_read += len;
+    return p;
+}
+
 static bool read_full(rs_heap *h, uint64_t addr, void *buf, size_t len)
 {
     return rs_read_mem(h, addr, buf, len) == len;
@@ -158,6 +190,22 @@ static inline uint32_t ld32(const unsigned char *p)
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
+}
+
+/* Bits set in x (the builtin is a library call without -mpopcnt). */
+static inline uint32_t popcount64(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Arena keys (address >> 20) are consecutive numbers: a multiplicative
+ * hash spreads them (the slot is taken from the high bits). */
+static inline size_t arena_hash(uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
 /* ---- strings -------------------------------------------------------------------- */
@@ -403,6 +451,10 @@ static uint32_t get_type(rs_heap *h, uint64_t addr)
     if (t->tp_name_offset)
         extent_max(&e, (uint64_t)t->tp_name_offset + 8);
     t->fixed_extent = e;
+    t->refs_only = true;
+    for (uint32_t k = 0; k < t->nfields; k++)
+        if (t->fields[k].kind != RC_FIELD_REF && t->fields[k].kind != RC_FIELD_WEAK)
+            t->refs_only = false;
     return idx;
 }
 
@@ -526,11 +578,25 @@ typedef struct large_obj {
     size_t avail;
 } large_obj;
 
+/* Queued buffers decoded when nraw inline edges had been decoded: for the
+ * order of bad edges (build_edges). */
+typedef struct ext_batch {
+    size_t first;    /* its first edge in xe_* */
+    size_t nraw;
+} ext_batch;
+
 typedef struct load_state {
-    /* raw strong edges: source index, target address, label */
-    uint32_t *raw_src;
+    /* raw strong edges of the objects themselves, in object order (object
+     * i's start at h->out_off[i]): target address, label */
     uint64_t *raw_dst, *raw_lab;
     size_t nraw, capraw;
+    /* raw strong edges of queued buffers: source index, target address, label */
+    uint32_t *xe_src;
+    uint64_t *xe_dst, *xe_lab;
+    size_t nxe, capxe;
+    ext_batch *batches;
+    size_t nbatches, capbatches;
+    bool cut;        /* more than RS_MAX_EDGES raw edges: the rest were dropped */
     /* raw weak edges */
     uint32_t *wk_src;
     uint64_t *wk_dst, *wk_lab;
@@ -554,19 +620,61 @@ typedef struct load_state {
 #define EXT_COALESCE_GAP 4096u
 #define EXT_BLOCK ((size_t)1 << 20)
 
-static void raw_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
+/* Edge indexes and CSR offsets are 32-bit. */
+#define RS_MAX_EDGES ((size_t)UINT32_MAX - 1)
+
+/* Room for one more raw edge; false (and L->cut) at RS_MAX_EDGES. */
+static __attribute__((noinline)) bool raw_grow(load_state *L)
 {
-    if (L->nraw == L->capraw) {
-        size_t cap = L->capraw ? L->capraw * 2 : 65536;
-        L->raw_src = rs_xrealloc(L->raw_src, cap * sizeof *L->raw_src);
-        L->raw_dst = rs_xrealloc(L->raw_dst, cap * sizeof *L->raw_dst);
-        L->raw_lab = rs_xrealloc(L->raw_lab, cap * sizeof *L->raw_lab);
-        L->capraw = cap;
+    if (L->capraw >= RS_MAX_EDGES) {
+        L->cut = true;
+        return false;
     }
-    L->raw_src[L->nraw] = src;
+    size_t cap = L->capraw ? L->capraw * 2 : 65536;
+    if (cap > RS_MAX_EDGES)
+        cap = RS_MAX_EDGES;
+    L->raw_dst = rs_xrealloc(L->raw_dst, cap * sizeof *L->raw_dst);
+    L->raw_lab = rs_xrealloc(L->raw_lab, cap * sizeof *L->raw_lab);
+    L->capraw = cap;
+    return true;
+}
+
+/* An edge of the object decoded last. Inline: once per reference. */
+static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
+{
+    if (L->nraw == L->capraw && !raw_grow(L))
+        return;
     L->raw_dst[L->nraw] = dst;
     L->raw_lab[L->nraw] = lab;
     L->nraw++;
+}
+
+/* Room for one more buffer edge; false (and L->cut) at RS_MAX_EDGES. */
+static __attribute__((noinline)) bool ext_grow(load_state *L)
+{
+    if (L->capxe >= RS_MAX_EDGES) {
+        L->cut = true;
+        return false;
+    }
+    size_t cap = L->capxe ? L->capxe * 2 : 4096;
+    if (cap > RS_MAX_EDGES)
+        cap = RS_MAX_EDGES;
+    L->xe_src = rs_xrealloc(L->xe_src, cap * sizeof *L->xe_src);
+    L->xe_dst = rs_xrealloc(L->xe_dst, cap * sizeof *L->xe_dst);
+    L->xe_lab = rs_xrealloc(L->xe_lab, cap * sizeof *L->xe_lab);
+    L->capxe = cap;
+    return true;
+}
+
+/* An edge of a queued buffer of object src. */
+static inline void ext_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
+{
+    if (L->nxe == L->capxe && !ext_grow(L))
+        return;
+    L->xe_src[L->nxe] = src;
+    L->xe_dst[L->nxe] = dst;
+    L->xe_lab[L->nxe] = lab;
+    L->nxe++;
 }
 
 static void weak_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
@@ -617,7 +725,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
             if (v)
-                raw_edge(L, r->src, v, RS_LAB(r->field, i));
+                ext_edge(L, r->src, v, RS_LAB(r->field, i));
         }
     } else {
         uint64_t n = got / 8;
@@ -626,7 +734,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * 8);
             if (v)
-                raw_edge(L, r->src, v, RS_LAB(r->field, i));
+                ext_edge(L, r->src, v, RS_LAB(r->field, i));
         }
     }
 }
@@ -635,6 +743,8 @@ static void ext_flush(rs_heap *h, load_state *L)
 {
     if (!L->next)
         return;
+    rs_grow(&L->batches, &L->capbatches, L->nbatches + 1, sizeof *L->batches);
+    L->batches[L->nbatches++] = (ext_batch){L->nxe, L->nraw};
     RS_QSORT(L->ext, L->next, sizeof *L->ext, ext_cmp);
     size_t i = 0;
     while (i < L->next) {
@@ -655,7 +765,12 @@ static void ext_flush(rs_heap *h, load_state *L)
          * an address near the top (end wraps) must not make us allocate for
          * bytes that are not there (tests/fuzz found it). */
         uint64_t len = end - start, got = 0;
-        while (got < len) {
+        const unsigned char *bytes = view_mem(h, start, (size_t)len);
+        if (bytes) {
+            got = len;
+            h->nreads += (len - 1) / EXT_BLOCK; /* counted as the blocks read below */
+        }
+        while (!bytes && got < len) {
             uint64_t chunk = len - got < EXT_BLOCK ? len - got : EXT_BLOCK;
             if (got + chunk > L->bufcap) {
                 size_t cap = L->bufcap ? L->bufcap : EXT_BLOCK;
@@ -669,11 +784,13 @@ static void ext_flush(rs_heap *h, load_state *L)
             if (n < chunk)
                 break;
         }
+        if (!bytes)
+            bytes = L->buf;
         for (size_t k = i; k < j; k++) {
             const ext_req *r = &L->ext[k];
             uint64_t off = r->addr - start;
             uint64_t avail = got > off ? got - off : 0;
-            ext_decode(h, L, r, avail ? L->buf + off : L->buf, avail);
+            ext_decode(h, L, r, avail ? bytes + off : bytes, avail);
         }
         i = j;
     }
@@ -691,11 +808,11 @@ static void ext_queue(rs_heap *h, load_state *L, uint64_t addr, uint64_t n, uint
         ext_flush(h, L);
 }
 
-/* Decode the references of object idx from its bytes o[0 .. avail). */
-static void decode_object(rs_heap *h, load_state *L, uint32_t idx, const unsigned char *o,
-                          size_t avail)
+/* decode_object for any field table, every offset checked. */
+static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, uint32_t idx,
+                                                    const rs_type *t, const unsigned char *o,
+                                                    size_t avail)
 {
-    const rs_type *t = &h->types[h->tidx[idx]];
     for (uint32_t k = 0; k < t->nfields; k++) {
         const rs_field *f = &t->fields[k];
         switch (f->kind) {
@@ -707,7 +824,7 @@ static void decode_object(rs_heap *h, load_state *L, uint32_t idx, const unsigne
             if (!p)
                 break;
             if (f->kind == RC_FIELD_REF)
-                raw_edge(L, idx, p, RS_LAB(k, 0));
+                raw_edge(L, p, RS_LAB(k, 0));
             else
                 weak_edge(L, idx, p, RS_LAB(k, 0));
             break;
@@ -752,13 +869,34 @@ static void decode_object(rs_heap *h, load_state *L, uint32_t idx, const unsigne
             for (uint64_t i = 0; i < n; i++) {
                 uint64_t p = ld64(o + f->offset + i * 8);
                 if (p)
-                    raw_edge(L, idx, p, RS_LAB(k, i));
+                    raw_edge(L, p, RS_LAB(k, i));
             }
             break;
         }
         default:
             break;
         }
+    }
+}
+
+/* Decode the references of object idx from its bytes o[0 .. avail).
+ * Inline: the common case, pointer fields only, all inside what was read,
+ * takes a few instructions per field. */
+static inline void decode_object(rs_heap *h, load_state *L, uint32_t idx, const unsigned char *o,
+                                 size_t avail)
+{
+    const rs_type *t = &h->types[h->tidx[idx]];
+    if (!t->refs_only || avail < t->fixed_extent) {
+        decode_fields(h, L, idx, t, o, avail);
+        return;
+    }
+    for (uint32_t k = 0; k < t->nfields; k++) {
+        const rs_field *f = &t->fields[k];
+        uint64_t p = ld64(o + f->offset);
+        if (p && f->kind == RC_FIELD_REF)
+            raw_edge(L, p, RS_LAB(k, 0));
+        else if (p)
+            weak_edge(L, idx, p, RS_LAB(k, 0));
     }
 }
 
@@ -772,22 +910,29 @@ static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
     return idx;
 }
 
-static bool add_object(rs_heap *h, uint64_t addr, uint32_t refcnt, uint32_t info, uint32_t tidx,
-                       uint64_t blk)
+static __attribute__((noinline)) void grow_objects(rs_heap *h)
+{
+    size_t cap = h->capobj ? h->capobj * 2 : 4096;
+    h->out_off = rs_xrealloc(h->out_off, (cap + 1) * sizeof *h->out_off);
+    h->addr = rs_xrealloc(h->addr, cap * sizeof *h->addr);
+    h->tidx = rs_xrealloc(h->tidx, cap * sizeof *h->tidx);
+    h->refcnt = rs_xrealloc(h->refcnt, cap * sizeof *h->refcnt);
+    h->info = rs_xrealloc(h->info, cap * sizeof *h->info);
+    h->blk = rs_xrealloc(h->blk, cap * sizeof *h->blk);
+    h->bytes = rs_xrealloc(h->bytes, cap * sizeof *h->bytes);
+    h->capobj = cap;
+}
+
+/* Add an object to the table; its inline edges follow (raw_edge). */
+static inline bool add_object(rs_heap *h, load_state *L, uint64_t addr, uint32_t refcnt,
+                              uint32_t info, uint32_t tidx, uint64_t blk)
 {
     if (h->nobj >= RS_MAX_OBJECTS)
         return false;
-    if (h->nobj == h->capobj) {
-        size_t cap = h->capobj ? h->capobj * 2 : 4096;
-        h->addr = rs_xrealloc(h->addr, cap * sizeof *h->addr);
-        h->tidx = rs_xrealloc(h->tidx, cap * sizeof *h->tidx);
-        h->refcnt = rs_xrealloc(h->refcnt, cap * sizeof *h->refcnt);
-        h->info = rs_xrealloc(h->info, cap * sizeof *h->info);
-        h->blk = rs_xrealloc(h->blk, cap * sizeof *h->blk);
-        h->bytes = rs_xrealloc(h->bytes, cap * sizeof *h->bytes);
-        h->capobj = cap;
-    }
+    if (h->nobj == h->capobj)
+        grow_objects(h);
     size_t i = h->nobj++;
+    h->out_off[i] = (uint32_t)L->nraw; /* < RS_MAX_EDGES (raw_grow) */
     h->addr[i] = addr;
     h->tidx[i] = tidx;
     h->refcnt[i] = refcnt;
@@ -926,7 +1071,9 @@ static void flush_large(rs_heap *h, load_state *L, uint64_t limit)
         if (h->nobj && lo->addr <= h->addr[h->nobj - 1]) {
             rs_warn(h, "large object at 0x%llx overlaps an arena; skipped",
                     (unsigned long long)lo->addr);
-        } else if (add_object(h, lo->addr, lo->refcnt, lo->info, lo->tidx, lo->blk)) {
+        } else if (add_object(h, L, lo->addr, lo->refcnt, lo->info, lo->tidx, lo->blk)) {
+            rs_grow(&h->large_idx, &h->caplarge, h->nlarge + 1, sizeof *h->large_idx);
+            h->large_idx[h->nlarge++] = (uint32_t)(h->nobj - 1);
             decode_object(h, L, (uint32_t)(h->nobj - 1), lo->data, lo->avail);
         }
         free(lo->data);
@@ -947,8 +1094,9 @@ static int arena_cmp(const void *a, const void *b)
     return x->address < y->address ? -1 : x->address > y->address;
 }
 
+/* Scan one pool; record its loaded blocks in P (zeroed: no objects). */
 static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size_t got,
-                      uint64_t pool_addr, uint32_t arena_index)
+                      uint64_t pool_addr, uint32_t arena_index, rs_poolix *P)
 {
     rc_pool ph;
     memcpy(&ph, pool, sizeof ph);
@@ -980,19 +1128,50 @@ static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size
     if (nextoff > got)
         nextoff = got;
     h->pools_scanned++;
+    uint32_t d = (uint32_t)(bsize / RC_ALIGN);
+    P->first = (uint32_t)h->nobj;
+    P->d = (uint8_t)d;
+    P->magic = (uint16_t)((65536 + d - 1) / d);
+    P->head = (uint8_t)head;
+    uint32_t b = 0;
     for (size_t off = RC_POOL_HEADER_SIZE; off < nextoff && off + bsize <= RC_POOL_SIZE &&
                                            off + bsize <= got;
-         off += bsize) {
+         off += bsize, b++) {
         const unsigned char *ob = pool + off + head;
         uint32_t refcnt = ld32(ob);
         if (refcnt == RC_REFCNT_FREED)
             continue;
         uint32_t info = ld32(ob + 4);
         uint32_t tidx = type_of(h, L, ld64(ob + 8));
-        if (!add_object(h, pool_addr + off + head, refcnt, info, tidx, bsize))
-            return;
+        if (!add_object(h, L, pool_addr + off + head, refcnt, info, tidx, bsize))
+            break;
+        P->live[b / 64] |= (uint64_t)1 << (b % 64);
         decode_object(h, L, (uint32_t)(h->nobj - 1), ob, bsize - head);
     }
+    uint32_t acc = 0;
+    for (uint32_t w = 0; w < RS_POOL_WORDS; w++) {
+        P->rank[w] = (uint16_t)acc;
+        acc += popcount64(P->live[w]);
+    }
+    while (P->ndense < b && (P->live[P->ndense / 64] >> (P->ndense % 64) & 1))
+        P->ndense++;
+}
+
+/* Record an arena in the address index: npools pool records, zeroed. */
+static rs_poolix *index_arena(rs_heap *h, uint64_t address, uint32_t npools)
+{
+    size_t mask = h->arena_cap - 1;
+    size_t s = arena_hash(address >> 20) & mask;
+    while (h->arenas_ix[s].key != UINT64_MAX)
+        s = (s + 1) & mask;
+    h->arenas_ix[s] = (rs_arenaix){address >> 20, (uint32_t)h->npools, npools};
+    if (!npools)
+        return NULL; /* (an arena none of whose pools could be read) */
+    rs_grow(&h->pools, &h->cappools, h->npools + npools, sizeof *h->pools);
+    rs_poolix *P = &h->pools[h->npools];
+    memset(P, 0, npools * sizeof *P);
+    h->npools += npools;
+    return P;
 }
 
 static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void *pctx)
@@ -1031,6 +1210,13 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
     }
     free(tab);
     RS_QSORT(refs, nref, sizeof *refs, arena_cmp);
+    size_t cap = 16;
+    while (cap < nref * 2)
+        cap *= 2;
+    h->arena_cap = cap;
+    h->arenas_ix = rs_xmalloc(cap * sizeof *h->arenas_ix);
+    for (size_t i = 0; i < cap; i++)
+        h->arenas_ix[i].key = UINT64_MAX;
 
     unsigned char *buf = rs_xmalloc(RC_ARENA_SIZE);
     uint64_t prev_end = 0;
@@ -1051,16 +1237,23 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
             L->large[L->large_pos++].data = NULL;
         }
         size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
-        size_t rgot = want ? rs_read_mem(h, a->address, buf, want) : 0;
+        const unsigned char *arena = view_mem(h, a->address, want);
+        size_t rgot = want;
+        if (!arena) {
+            arena = buf;
+            rgot = want ? rs_read_mem(h, a->address, buf, want) : 0;
+        }
         if (rgot < want)
             rs_warn(h, "arena %u at 0x%llx: only %zu of %zu bytes readable", a->index,
                     (unsigned long long)a->address, rgot, want);
         h->arenas_scanned++;
-        for (uint32_t p = 0; p < a->ncarved; p++) {
+        uint32_t np = 0; /* pools with a readable header */
+        while (np < a->ncarved && (size_t)np * RC_POOL_SIZE + RC_POOL_HEADER_SIZE <= rgot)
+            np++;
+        rs_poolix *P = index_arena(h, a->address, np);
+        for (uint32_t p = 0; p < np; p++) {
             size_t off = (size_t)p * RC_POOL_SIZE;
-            if (off + RC_POOL_HEADER_SIZE > rgot)
-                break;
-            scan_pool(h, L, buf + off, rgot - off, a->address + off, a->index);
+            scan_pool(h, L, arena + off, rgot - off, a->address + off, a->index, &P[p]);
         }
         if (progress)
             progress(pctx, "arenas", k + 1, nref);
@@ -1072,64 +1265,84 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
 
 /* ---- the address index ------------------------------------------------------------------ */
 
-#define PAGE_SHIFT 14
-
-static void build_page_index(rs_heap *h)
+/* The object starting at offset `off` of the pool P, or RS_NONE. */
+static inline uint32_t pool_find(const rs_poolix *P, uint64_t off)
 {
-    size_t npages = 0;
-    for (size_t i = 0; i < h->nobj; i++)
-        if (i == 0 || (h->addr[i] >> PAGE_SHIFT) != (h->addr[i - 1] >> PAGE_SHIFT))
-            npages++;
-    size_t cap = 64;
-    while (cap < npages * 2)
-        cap *= 2;
-    h->page_cap = cap;
-    h->page_keys = rs_xmalloc(cap * sizeof *h->page_keys);
-    h->page_start = rs_xmalloc(cap * sizeof *h->page_start);
-    h->page_end = rs_xmalloc(cap * sizeof *h->page_end);
-    for (size_t i = 0; i < cap; i++)
-        h->page_keys[i] = UINT64_MAX;
-    size_t mask = cap - 1;
-    size_t i = 0;
-    while (i < h->nobj) {
-        uint64_t page = h->addr[i] >> PAGE_SHIFT;
-        size_t j = i + 1;
-        while (j < h->nobj && (h->addr[j] >> PAGE_SHIFT) == page)
-            j++;
-        size_t s = hash64(page) & mask;
-        while (h->page_keys[s] != UINT64_MAX)
-            s = (s + 1) & mask;
-        h->page_keys[s] = page;
-        h->page_start[s] = (uint32_t)i;
-        h->page_end[s] = (uint32_t)j;
-        i = j;
-    }
+    if (!P->d || off < RC_POOL_HEADER_SIZE + P->head)
+        return RS_NONE;
+    /* x < 1020 blocks of 16 bytes, d <= 32: (x * magic) >> 16 is x / d */
+    uint32_t x = (uint32_t)(off - RC_POOL_HEADER_SIZE - P->head) / RC_ALIGN;
+    uint32_t b = (x * P->magic) >> 16;
+    if (x != b * P->d)
+        return RS_NONE; /* inside a block, not at its object */
+    if (b < P->ndense)
+        return P->first + b;
+    uint64_t w = P->live[b / 64], bit = (uint64_t)1 << (b % 64);
+    if (!(w & bit))
+        return RS_NONE;
+    return P->first + P->rank[b / 64] + popcount64(w & (bit - 1));
 }
 
-uint32_t rs_find_object(const rs_heap *h, uint64_t addr)
+static uint32_t find_large(const rs_heap *h, uint64_t addr)
 {
-    if (!h->page_cap || (addr & 15))
-        return RS_NONE;
-    uint64_t page = addr >> PAGE_SHIFT;
-    size_t mask = h->page_cap - 1;
-    size_t s = hash64(page) & mask;
-    while (h->page_keys[s] != page) {
-        if (h->page_keys[s] == UINT64_MAX)
-            return RS_NONE;
-        s = (s + 1) & mask;
-    }
-    uint32_t lo = h->page_start[s], hi = h->page_end[s];
+    size_t lo = 0, hi = h->nlarge;
     while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        uint64_t a = h->addr[mid];
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t a = h->addr[h->large_idx[mid]];
         if (a == addr)
-            return mid;
+            return h->large_idx[mid];
         if (a < addr)
             lo = mid + 1;
         else
             hi = mid;
     }
     return RS_NONE;
+}
+
+/* The two arenas found last (most recent first; NULL: none yet). The
+ * references of a run of objects tend to go to few arenas: their own and
+ * that of some shared object. */
+typedef struct arena_cache {
+    const rs_arenaix *a[2];
+} arena_cache;
+
+/* rs_find_object, inline for the loops that resolve every edge. */
+static inline __attribute__((always_inline)) uint32_t find_object(const rs_heap *h, uint64_t addr,
+                                                                  arena_cache *c)
+{
+    if (addr & (RC_ALIGN - 1))
+        return RS_NONE;
+    uint64_t key = addr >> 20;
+    const rs_arenaix *A = c->a[0];
+    if (!A || A->key != key) {
+        A = c->a[1];
+        if (!A || A->key != key) {
+            A = NULL;
+            size_t mask = h->arena_cap - 1;
+            for (size_t s = arena_hash(key) & mask;
+                 h->arena_cap && h->arenas_ix[s].key != UINT64_MAX; s = (s + 1) & mask) {
+                if (h->arenas_ix[s].key == key) {
+                    A = &h->arenas_ix[s];
+                    break;
+                }
+            }
+            if (!A)
+                return find_large(h, addr);
+        }
+        c->a[1] = c->a[0];
+        c->a[0] = A;
+    }
+    /* inside a scanned arena: no large object lies there (scan_arenas) */
+    uint32_t p = (uint32_t)((addr >> 14) & (RC_POOLS_PER_ARENA - 1));
+    if (p >= A->npools)
+        return RS_NONE;
+    return pool_find(&h->pools[A->pool0 + p], addr & (RC_POOL_SIZE - 1));
+}
+
+uint32_t rs_find_object(const rs_heap *h, uint64_t addr)
+{
+    arena_cache c = {{NULL, NULL}};
+    return find_object(h, addr, &c);
 }
 
 uint32_t rs_find_containing(const rs_heap *h, uint64_t addr)
@@ -1178,90 +1391,182 @@ static int lab_dst_cmp(const void *a, const void *b)
     return x->lab < y->lab ? -1 : x->lab > y->lab;
 }
 
+/* Resolve the edges of queued buffers; return them as a CSR by source
+ * (*xoff, n + 1 entries; runs in decoding order, not sorted by label). Bad
+ * ones go to *bad, with (in *bad_key) how many inline edges had been
+ * decoded before them. */
+static void ext_csr(rs_heap *h, load_state *L, uint32_t **xoff, uint32_t **xdst, uint64_t **xlab,
+                    rs_badedge **bad, size_t *nbad, size_t **bad_key)
+{
+    size_t n = h->nobj;
+    uint32_t *d = rs_xmalloc((L->nxe ? L->nxe : 1) * sizeof *d);
+    uint32_t *off = rs_xcalloc(n + 2, sizeof *off);
+    arena_cache c = {{NULL, NULL}};
+    size_t batch = 0, cap = 0;
+    for (size_t e = 0; e < L->nxe; e++) {
+        d[e] = find_object(h, L->xe_dst[e], &c);
+        if (d[e] != RS_NONE) {
+            off[L->xe_src[e] + 2]++;
+            continue;
+        }
+        while (batch + 1 < L->nbatches && L->batches[batch + 1].first <= e)
+            batch++;
+        h->nbad_total++;
+        if (*nbad < 100000) {
+            rs_grow(bad, &cap, *nbad + 1, sizeof **bad);
+            *bad_key = rs_xrealloc(*bad_key, cap * sizeof **bad_key);
+            (*bad)[*nbad] = (rs_badedge){L->xe_src[e], L->xe_lab[e], L->xe_dst[e]};
+            (*bad_key)[(*nbad)++] = L->batches[batch].nraw;
+        }
+    }
+    /* off[i + 2] counted source i; as prefix sums, off[i + 1] is where
+     * source i starts, and placing advances it to where it ends */
+    for (size_t i = 2; i <= n + 1; i++)
+        off[i] += off[i - 1];
+    uint32_t *dst = rs_xmalloc((off[n + 1] ? off[n + 1] : 1) * sizeof *dst);
+    uint64_t *lab = rs_xmalloc((off[n + 1] ? off[n + 1] : 1) * sizeof *lab);
+    for (size_t e = 0; e < L->nxe; e++) {
+        if (d[e] == RS_NONE)
+            continue;
+        uint32_t pos = off[L->xe_src[e] + 1]++;
+        dst[pos] = d[e];
+        lab[pos] = L->xe_lab[e];
+    }
+    free(d);
+    *xoff = off;
+    *xdst = dst;
+    *xlab = lab;
+}
+
+/* Sort the run [a, b) of parallel arrays by label (a source's buffers were
+ * read in address order, not field order). */
+static void sort_run(uint32_t *dst, uint64_t *lab, uint32_t a, uint32_t b)
+{
+    bool sorted = true;
+    for (uint32_t e = a + 1; e < b && sorted; e++)
+        if (lab[e] < lab[e - 1])
+            sorted = false;
+    if (sorted)
+        return;
+    size_t len = b - a;
+    lab_dst *tmp = rs_xmalloc(len * sizeof *tmp);
+    for (size_t k = 0; k < len; k++)
+        tmp[k] = (lab_dst){lab[a + k], dst[a + k]};
+    RS_QSORT(tmp, len, sizeof *tmp, lab_dst_cmp);
+    for (size_t k = 0; k < len; k++) {
+        lab[a + k] = tmp[k].lab;
+        dst[a + k] = tmp[k].dst;
+    }
+    free(tmp);
+}
+
 static void build_edges(rs_heap *h, load_state *L)
 {
     size_t n = h->nobj;
-    /* resolve targets; unresolvable ones become bad edges */
+    if (!h->out_off)
+        h->out_off = rs_xmalloc(sizeof *h->out_off);
+    uint32_t *off = h->out_off;
+
+    /* The inline edges: resolve, compacting the good ones in place (the
+     * labels in raw_lab itself); off[i] turns from object i's first raw
+     * edge into its first good one. Bad ones are kept for `check` with
+     * their raw index (to order them with those of the buffers). */
     uint32_t *dst = rs_xmalloc((L->nraw ? L->nraw : 1) * sizeof *dst);
-    uint32_t *cnt = rs_xcalloc(n + 1, sizeof *cnt);
-    size_t good = 0;
-    for (size_t e = 0; e < L->nraw; e++) {
-        uint32_t d = rs_find_object(h, L->raw_dst[e]);
-        dst[e] = d;
-        if (d == RS_NONE) {
-            h->nbad_total++;
-            if (h->nbad < 100000) {
-                rs_grow(&h->bad, &h->capbad, h->nbad + 1, sizeof *h->bad);
-                h->bad[h->nbad++] = (rs_badedge){L->raw_src[e], L->raw_lab[e], L->raw_dst[e]};
+    uint64_t *lab = L->raw_lab;
+    rs_badedge *ibad = NULL, *xbad = NULL;
+    size_t nibad = 0, nxbad = 0, capibad = 0;
+    size_t *ikey = NULL, *xkey = NULL;
+    size_t w = 0;
+    arena_cache c = {{NULL, NULL}};
+    for (size_t i = 0; i < n; i++) {
+        size_t a = off[i], b = i + 1 < n ? off[i + 1] : L->nraw;
+        off[i] = (uint32_t)w;
+        for (size_t e = a; e < b; e++) {
+            uint32_t d = find_object(h, L->raw_dst[e], &c);
+            if (d != RS_NONE) {
+                dst[w] = d;
+                lab[w++] = lab[e];
+                continue;
             }
-            continue;
+            h->nbad_total++;
+            if (nibad < 100000) {
+                rs_grow(&ibad, &capibad, nibad + 1, sizeof *ibad);
+                ikey = rs_xrealloc(ikey, capibad * sizeof *ikey);
+                ibad[nibad] = (rs_badedge){(uint32_t)i, lab[e], L->raw_dst[e]};
+                ikey[nibad++] = e;
+            }
         }
-        cnt[L->raw_src[e]]++;
-        good++;
     }
+    off[n] = (uint32_t)w;
     free(L->raw_dst);
-    L->raw_dst = NULL;
-    if (good > UINT32_MAX - 1) {
-        rs_warn(h, "more than 2^32 edges: the graph is cut");
-        good = UINT32_MAX - 1;
-    }
-    h->out_off = rs_xmalloc((n + 1) * sizeof *h->out_off);
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        h->out_off[i] = acc;
-        uint64_t next = (uint64_t)acc + cnt[i];
-        acc = next > good ? (uint32_t)good : (uint32_t)next;
-        cnt[i] = h->out_off[i]; /* now: the next free position */
-    }
-    h->out_off[n] = acc;
-    h->nedges = acc;
-    h->out_dst = rs_xmalloc((acc ? acc : 1) * sizeof *h->out_dst);
-    h->out_lab = rs_xmalloc((acc ? acc : 1) * sizeof *h->out_lab);
-    for (size_t e = 0; e < L->nraw; e++) {
-        if (dst[e] == RS_NONE)
-            continue;
-        uint32_t s = L->raw_src[e];
-        uint32_t pos = cnt[s];
-        if (pos >= h->out_off[s + 1])
-            continue; /* cut */
-        cnt[s] = pos + 1;
-        h->out_dst[pos] = dst[e];
-        h->out_lab[pos] = L->raw_lab[e];
-    }
-    free(dst);
-    free(L->raw_src);
-    free(L->raw_lab);
-    L->raw_src = NULL;
-    L->raw_lab = NULL;
-    /* Edges of one source keep their decoding order (field order, then
-     * element order) except that queued buffers may come later: sort each
-     * source's run by label when needed (runs are short). */
-    for (size_t i = 0; i < n; i++) {
-        uint32_t a = h->out_off[i], b = h->out_off[i + 1];
-        bool sorted = true;
-        for (uint32_t e = a + 1; e < b && sorted; e++)
-            if (h->out_lab[e] < h->out_lab[e - 1])
-                sorted = false;
-        if (sorted)
-            continue;
-        size_t len = b - a;
-        lab_dst *tmp = rs_xmalloc(len * sizeof *tmp);
-        for (size_t k = 0; k < len; k++)
-            tmp[k] = (lab_dst){h->out_lab[a + k], h->out_dst[a + k]};
-        RS_QSORT(tmp, len, sizeof *tmp, lab_dst_cmp);
-        for (size_t k = 0; k < len; k++) {
-            h->out_lab[a + k] = tmp[k].lab;
-            h->out_dst[a + k] = tmp[k].dst;
+    L->raw_dst = L->raw_lab = NULL;
+
+    if (L->nxe) {
+        /* Merge each source's buffer edges in by label, in place from the
+         * end: a source moves up by the buffer edges of the sources up to
+         * it, so the sources before the first that has any stay put. */
+        uint32_t *xoff, *xdst;
+        uint64_t *xlab;
+        ext_csr(h, L, &xoff, &xdst, &xlab, &xbad, &nxbad, &xkey);
+        if ((size_t)w + xoff[n] > RS_MAX_EDGES) {
+            L->cut = true;
+            for (size_t i = 0; i <= n; i++)
+                if (xoff[i] > RS_MAX_EDGES - w)
+                    xoff[i] = (uint32_t)(RS_MAX_EDGES - w);
         }
-        free(tmp);
+        size_t total = w + xoff[n];
+        dst = rs_xrealloc(dst, (total ? total : 1) * sizeof *dst);
+        lab = rs_xrealloc(lab, (total ? total : 1) * sizeof *lab);
+        size_t k = total;       /* next write goes to k - 1 */
+        uint32_t b = off[n];    /* end of source i's inline run (old numbering) */
+        off[n] = (uint32_t)total;
+        for (size_t i = n; i-- > 0 && xoff[i + 1] > 0;) {
+            uint32_t a = off[i], xa = xoff[i], xb = xoff[i + 1];
+            sort_run(xdst, xlab, xa, xb);
+            while (b > a || xb > xa) {
+                bool inl = xb == xa || (b > a && lab[b - 1] > xlab[xb - 1]);
+                k--;
+                dst[k] = inl ? dst[b - 1] : xdst[xb - 1];
+                lab[k] = inl ? lab[--b] : xlab[--xb];
+            }
+            off[i] = a + xa;
+            b = a;
+        }
+        free(xoff);
+        free(xdst);
+        free(xlab);
+        w = total;
     }
+    h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
+    h->out_lab = rs_xrealloc(lab, (w ? w : 1) * sizeof *lab);
+    h->nedges = off[n];
+    free(L->xe_src);
+    free(L->xe_dst);
+    free(L->xe_lab);
+    L->xe_src = NULL;
+    L->xe_dst = L->xe_lab = NULL;
+    if (L->cut)
+        rs_warn(h, "more than 2^32 edges: the graph is cut");
+
+    /* bad edges in decoding order: a buffer's came after the inline edges
+     * decoded before it was read */
+    size_t ii = 0, xi = 0;
+    while ((ii < nibad || xi < nxbad) && h->nbad < 100000) {
+        bool inl = xi == nxbad || (ii < nibad && ikey[ii] < xkey[xi]);
+        rs_grow(&h->bad, &h->capbad, h->nbad + 1, sizeof *h->bad);
+        h->bad[h->nbad++] = inl ? ibad[ii++] : xbad[xi++];
+    }
+    free(ibad);
+    free(xbad);
+    free(ikey);
+    free(xkey);
 
     /* reverse CSR */
-    memset(cnt, 0, (n + 1) * sizeof *cnt);
+    uint32_t *cnt = rs_xcalloc(n + 1, sizeof *cnt);
     for (size_t e = 0; e < h->nedges; e++)
         cnt[h->out_dst[e]]++;
     h->in_off = rs_xmalloc((n + 1) * sizeof *h->in_off);
-    acc = 0;
+    uint32_t acc = 0;
     for (size_t i = 0; i < n; i++) {
         h->in_off[i] = acc;
         acc += cnt[i];
@@ -1269,15 +1574,9 @@ static void build_edges(rs_heap *h, load_state *L)
     }
     h->in_off[n] = acc;
     h->in_src = rs_xmalloc((acc ? acc : 1) * sizeof *h->in_src);
-    h->in_eid = rs_xmalloc((acc ? acc : 1) * sizeof *h->in_eid);
-    for (size_t s = 0; s < n; s++) {
-        for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++) {
-            uint32_t d = h->out_dst[e];
-            uint32_t pos = cnt[d]++;
-            h->in_src[pos] = (uint32_t)s;
-            h->in_eid[pos] = e;
-        }
-    }
+    for (size_t s = 0; s < n; s++)
+        for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++)
+            h->in_src[cnt[h->out_dst[e]]++] = (uint32_t)s;
     free(cnt);
 
     /* weak edges: only those to live objects are kept */
@@ -1494,10 +1793,7 @@ RS_EXPORT void rs_heap_set_symbolizer(rs_heap *h, rs_symbolize_fn fn, void *ctx)
 static void free_analyses(rs_heap *h)
 {
     if (h->gc) {
-        for (size_t g = 0; g < h->gc->ngroups; g++) {
-            free(h->gc->groups[g].members);
-            free(h->gc->groups[g].hang);
-        }
+        free(h->gc->lists);
         free(h->gc->groups);
         free(h->gc->state);
         free(h->gc->group);
@@ -1546,15 +1842,14 @@ RS_EXPORT void rs_heap_free(rs_heap *h)
     free(h->info);
     free(h->blk);
     free(h->bytes);
-    free(h->page_keys);
-    free(h->page_start);
-    free(h->page_end);
+    free(h->arenas_ix);
+    free(h->pools);
+    free(h->large_idx);
     free(h->out_off);
     free(h->out_dst);
     free(h->out_lab);
     free(h->in_off);
     free(h->in_src);
-    free(h->in_eid);
     free(h->weak);
     free(h->bad);
     free(h->roots);
@@ -1647,6 +1942,7 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
         h->info = rs_xmalloc(cap * sizeof *h->info);
         h->blk = rs_xmalloc(cap * sizeof *h->blk);
         h->bytes = rs_xmalloc(cap * sizeof *h->bytes);
+        h->out_off = rs_xmalloc((cap + 1) * sizeof *h->out_off);
         h->capobj = cap;
     }
     scan_large(h, &L);
@@ -1662,8 +1958,8 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
     if (h->nobj >= RS_MAX_OBJECTS)
         rs_warn(h, "more than %u objects: the rest are not loaded", RS_MAX_OBJECTS);
 
-    build_page_index(h);
     build_edges(h, &L);
+    free(L.batches);
     if (progress)
         progress(ctx, "edges", h->nedges, h->nedges);
     if (h->nbad_total)

@@ -980,10 +980,17 @@ static json_t *build_refs(rs_heap *h, const cmdline *c, uint32_t i, const char *
             json_array_append_new(rr, x);
         }
     }
+    /* in_src lists a referrer once per edge to i, in the order of its
+     * edges (heap.c): its next edge to i comes after the previous one */
+    uint32_t prev = RS_NONE, e = 0;
     for (uint32_t k = h->in_off[i]; k < h->in_off[i + 1]; k++) {
         if (total++ >= show)
             continue;
-        uint32_t s = h->in_src[k], e = h->in_eid[k];
+        uint32_t s = h->in_src[k];
+        e = s == prev ? e + 1 : h->out_off[s];
+        while (e + 1 < h->out_off[s + 1] && h->out_dst[e] != i)
+            e++;
+        prev = s;
         json_t *x = json_object();
         jset(x, "label", jstr(edge_label(h, e, s, lab, sizeof lab)));
         jset(x, "object", jobj(h, s));

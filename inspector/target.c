@@ -345,6 +345,22 @@ rs_memory rs_target_memory(rs_target *t)
     return m;
 }
 
+const void *rs_memory_view(rs_memory mem, uint64_t addr, size_t len, size_t *avail)
+{
+    *avail = 0;
+    if (mem.read != memory_read_cb || !len)
+        return NULL;
+    const rs_target *t = mem.ctx;
+    if (t->kind != RS_TARGET_CORE)
+        return NULL;
+    size_t i = region_index(t, addr);
+    if (i >= t->nregions || addr < t->regions[i].start)
+        return NULL;
+    const rs_region *r = &t->regions[i];
+    *avail = r->end - addr < len ? (size_t)(r->end - addr) : len;
+    return r->data + (addr - r->start);
+}
+
 /* ---- mappings --------------------------------------------------------------- */
 
 static int cmp_map(const void *a, const void *b)

@@ -113,6 +113,12 @@ bool rs_read_u64(rs_target *t, uint64_t addr, uint64_t *ret);
  * not terminated within size (buf then holds the truncated prefix). */
 bool rs_read_string(rs_target *t, uint64_t addr, char *buf, size_t size);
 rs_memory rs_target_memory(rs_target *t); /* reads through rs_read */
+/* Zero-copy reads: if mem is rs_target_memory() of a core, a pointer to
+ * the bytes at addr in place (in the mmapped core or file), *avail of them:
+ * at most len, and only as far as one piece of the image goes (rs_read may
+ * give more). NULL (*avail 0) for other memory: read it. Valid until
+ * rs_close. */
+const void *rs_memory_view(rs_memory mem, uint64_t addr, size_t len, size_t *avail);
 
 #define RS_MAP_R 1u
 #define RS_MAP_W 2u
