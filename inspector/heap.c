@@ -24,11 +24,15 @@
  * Edges are first collected raw (target address, label). Those found in
  * the objects themselves come in object order, so out_off[i] notes where
  * object i's begin while loading; resolving them through the address index
- * compacts them into the CSR arrays in place. Those of queued buffers
- * (list items, dict entries) come later, with their source: they are
- * sorted by source and merged in by label. The reverse CSR is built from
- * the result. Pointers to no live object start are kept apart as bad
- * edges for `check`, in the order they were decoded.
+ * compacts them into the CSR arrays in place (the object indexes over the
+ * raw addresses' own bytes). Those of queued buffers (list items, dict
+ * entries) come later, one run per buffer: resolved in place the same way,
+ * the runs sorted by source and field, and merged in by label. The reverse
+ * CSR is built from the result. Pointers to no live object start are kept
+ * apart as bad edges for `check`, in the order they were decoded. (Every
+ * table here is fresh memory, and faulting its pages in costs as much as
+ * a good part of the decoding: no edge array is copied that can be
+ * rewritten in place.)
  *
  * The address index is the allocator's own geometry (registry.h), recorded
  * while scanning: an address's arena (a hash of addr >> 20), its pool
@@ -578,6 +582,15 @@ typedef struct large_obj {
     size_t avail;
 } large_obj;
 
+/* The edges of one queued buffer: xe_*[first .. first + n) (after
+ * ext_resolve, its good ones, compacted to the front). A buffer is one
+ * field of one object, and its edges come in item order, so runs sorted by
+ * (source, field) list each source's edges sorted by label. */
+typedef struct ext_run {
+    uint32_t src, field;
+    size_t first, n;
+} ext_run;
+
 /* Queued buffers decoded when nraw inline edges had been decoded: for the
  * order of bad edges (build_edges). */
 typedef struct ext_batch {
@@ -590,10 +603,12 @@ typedef struct load_state {
      * i's start at h->out_off[i]): target address, label */
     uint64_t *raw_dst, *raw_lab;
     size_t nraw, capraw;
-    /* raw strong edges of queued buffers: source index, target address, label */
-    uint32_t *xe_src;
+    /* raw strong edges of queued buffers, buffer after buffer (runs):
+     * target address, label */
     uint64_t *xe_dst, *xe_lab;
     size_t nxe, capxe;
+    ext_run *runs;
+    size_t nruns, capruns;
     ext_batch *batches;
     size_t nbatches, capbatches;
     bool cut;        /* more than RS_MAX_EDGES raw edges: the rest were dropped */
@@ -659,19 +674,17 @@ static __attribute__((noinline)) bool ext_grow(load_state *L)
     size_t cap = L->capxe ? L->capxe * 2 : 4096;
     if (cap > RS_MAX_EDGES)
         cap = RS_MAX_EDGES;
-    L->xe_src = rs_xrealloc(L->xe_src, cap * sizeof *L->xe_src);
     L->xe_dst = rs_xrealloc(L->xe_dst, cap * sizeof *L->xe_dst);
     L->xe_lab = rs_xrealloc(L->xe_lab, cap * sizeof *L->xe_lab);
     L->capxe = cap;
     return true;
 }
 
-/* An edge of a queued buffer of object src. */
-static inline void ext_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
+/* An edge of the queued buffer being decoded (ext_decode). */
+static inline void ext_edge(load_state *L, uint64_t dst, uint64_t lab)
 {
     if (L->nxe == L->capxe && !ext_grow(L))
         return;
-    L->xe_src[L->nxe] = src;
     L->xe_dst[L->nxe] = dst;
     L->xe_lab[L->nxe] = lab;
     L->nxe++;
@@ -718,6 +731,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                 (unsigned long long)r->addr, (unsigned long long)got,
                 (unsigned long long)need);
     }
+    size_t first = L->nxe;
     if (r->kind == RC_FIELD_DICT) {
         uint64_t n = got / sizeof(rc_dict_entry);
         if (n > r->n)
@@ -725,7 +739,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
             if (v)
-                ext_edge(L, r->src, v, RS_LAB(r->field, i));
+                ext_edge(L, v, RS_LAB(r->field, i));
         }
     } else {
         uint64_t n = got / 8;
@@ -734,8 +748,12 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * 8);
             if (v)
-                ext_edge(L, r->src, v, RS_LAB(r->field, i));
+                ext_edge(L, v, RS_LAB(r->field, i));
         }
+    }
+    if (L->nxe > first) {
+        rs_grow(&L->runs, &L->capruns, L->nruns + 1, sizeof *L->runs);
+        L->runs[L->nruns++] = (ext_run){r->src, r->field, first, L->nxe - first};
     }
 }
 
@@ -1380,84 +1398,54 @@ uint32_t rs_find_containing(const rs_heap *h, uint64_t addr)
 
 /* ---- edges ----------------------------------------------------------------------------- */
 
-typedef struct lab_dst {
-    uint64_t lab;
-    uint32_t dst;
-} lab_dst;
-
-static int lab_dst_cmp(const void *a, const void *b)
+static int run_cmp(const void *a, const void *b)
 {
-    const lab_dst *x = a, *y = b;
-    return x->lab < y->lab ? -1 : x->lab > y->lab;
+    const ext_run *x = a, *y = b;
+    if (x->src != y->src)
+        return x->src < y->src ? -1 : 1;
+    return x->field < y->field ? -1 : x->field > y->field;
 }
 
-/* Resolve the edges of queued buffers; return them as a CSR by source
- * (*xoff, n + 1 entries; runs in decoding order, not sorted by label). Bad
- * ones go to *bad, with (in *bad_key) how many inline edges had been
- * decoded before them. */
-static void ext_csr(rs_heap *h, load_state *L, uint32_t **xoff, uint32_t **xdst, uint64_t **xlab,
-                    rs_badedge **bad, size_t *nbad, size_t **bad_key)
+/* Resolve the edges of queued buffers in place: object indexes over
+ * xe_dst's own bytes (as build_edges does for the inline ones), the good
+ * edges of each run compacted to its front, empty runs dropped, the runs
+ * sorted by (source, field). Bad ones go to *bad, with (in *bad_key) how
+ * many inline edges had been decoded before them. Returns the good edges. */
+static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *nbad,
+                          size_t **bad_key)
 {
-    size_t n = h->nobj;
-    uint32_t *d = rs_xmalloc((L->nxe ? L->nxe : 1) * sizeof *d);
-    uint32_t *off = rs_xcalloc(n + 2, sizeof *off);
+    unsigned char *xd = (unsigned char *)L->xe_dst;
     arena_cache c = {{NULL, NULL}};
-    size_t batch = 0, cap = 0;
-    for (size_t e = 0; e < L->nxe; e++) {
-        d[e] = find_object(h, L->xe_dst[e], &c);
-        if (d[e] != RS_NONE) {
-            off[L->xe_src[e] + 2]++;
-            continue;
+    size_t batch = 0, cap = 0, good = 0, nr = 0;
+    for (size_t r = 0; r < L->nruns; r++) {
+        ext_run R = L->runs[r];
+        size_t w = R.first;
+        for (size_t e = R.first; e < R.first + R.n; e++) {
+            uint64_t target = ld64(xd + e * 8);
+            uint32_t d = find_object(h, target, &c);
+            if (d != RS_NONE) {
+                memcpy(xd + w * 4, &d, 4);
+                L->xe_lab[w++] = L->xe_lab[e];
+                continue;
+            }
+            while (batch + 1 < L->nbatches && L->batches[batch + 1].first <= e)
+                batch++;
+            h->nbad_total++;
+            if (*nbad < 100000) {
+                rs_grow(bad, &cap, *nbad + 1, sizeof **bad);
+                *bad_key = rs_xrealloc(*bad_key, cap * sizeof **bad_key);
+                (*bad)[*nbad] = (rs_badedge){R.src, L->xe_lab[e], target};
+                (*bad_key)[(*nbad)++] = L->batches[batch].nraw;
+            }
         }
-        while (batch + 1 < L->nbatches && L->batches[batch + 1].first <= e)
-            batch++;
-        h->nbad_total++;
-        if (*nbad < 100000) {
-            rs_grow(bad, &cap, *nbad + 1, sizeof **bad);
-            *bad_key = rs_xrealloc(*bad_key, cap * sizeof **bad_key);
-            (*bad)[*nbad] = (rs_badedge){L->xe_src[e], L->xe_lab[e], L->xe_dst[e]};
-            (*bad_key)[(*nbad)++] = L->batches[batch].nraw;
-        }
+        R.n = w - R.first;
+        good += R.n;
+        if (R.n)
+            L->runs[nr++] = R;
     }
-    /* off[i + 2] counted source i; as prefix sums, off[i + 1] is where
-     * source i starts, and placing advances it to where it ends */
-    for (size_t i = 2; i <= n + 1; i++)
-        off[i] += off[i - 1];
-    uint32_t *dst = rs_xmalloc((off[n + 1] ? off[n + 1] : 1) * sizeof *dst);
-    uint64_t *lab = rs_xmalloc((off[n + 1] ? off[n + 1] : 1) * sizeof *lab);
-    for (size_t e = 0; e < L->nxe; e++) {
-        if (d[e] == RS_NONE)
-            continue;
-        uint32_t pos = off[L->xe_src[e] + 1]++;
-        dst[pos] = d[e];
-        lab[pos] = L->xe_lab[e];
-    }
-    free(d);
-    *xoff = off;
-    *xdst = dst;
-    *xlab = lab;
-}
-
-/* Sort the run [a, b) of parallel arrays by label (a source's buffers were
- * read in address order, not field order). */
-static void sort_run(uint32_t *dst, uint64_t *lab, uint32_t a, uint32_t b)
-{
-    bool sorted = true;
-    for (uint32_t e = a + 1; e < b && sorted; e++)
-        if (lab[e] < lab[e - 1])
-            sorted = false;
-    if (sorted)
-        return;
-    size_t len = b - a;
-    lab_dst *tmp = rs_xmalloc(len * sizeof *tmp);
-    for (size_t k = 0; k < len; k++)
-        tmp[k] = (lab_dst){lab[a + k], dst[a + k]};
-    RS_QSORT(tmp, len, sizeof *tmp, lab_dst_cmp);
-    for (size_t k = 0; k < len; k++) {
-        lab[a + k] = tmp[k].lab;
-        dst[a + k] = tmp[k].dst;
-    }
-    free(tmp);
+    L->nruns = nr;
+    RS_QSORT(L->runs, L->nruns, sizeof *L->runs, run_cmp);
+    return good;
 }
 
 static void build_edges(rs_heap *h, load_state *L)
@@ -1467,11 +1455,13 @@ static void build_edges(rs_heap *h, load_state *L)
         h->out_off = rs_xmalloc(sizeof *h->out_off);
     uint32_t *off = h->out_off;
 
-    /* The inline edges: resolve, compacting the good ones in place (the
-     * labels in raw_lab itself); off[i] turns from object i's first raw
-     * edge into its first good one. Bad ones are kept for `check` with
-     * their raw index (to order them with those of the buffers). */
-    uint32_t *dst = rs_xmalloc((L->nraw ? L->nraw : 1) * sizeof *dst);
+    /* The inline edges: resolve, compacting the good ones in place: the
+     * labels in raw_lab itself, the object indexes over raw_dst's own bytes
+     * (index w goes to bytes 4w .. 4w+3, which held raw targets read
+     * already, as w <= e). off[i] turns from object i's first raw edge into
+     * its first good one. Bad ones are kept for `check` with their raw
+     * index (to order them with those of the buffers). */
+    unsigned char *dbytes = (unsigned char *)L->raw_dst;
     uint64_t *lab = L->raw_lab;
     rs_badedge *ibad = NULL, *xbad = NULL;
     size_t nibad = 0, nxbad = 0, capibad = 0;
@@ -1482,9 +1472,10 @@ static void build_edges(rs_heap *h, load_state *L)
         size_t a = off[i], b = i + 1 < n ? off[i + 1] : L->nraw;
         off[i] = (uint32_t)w;
         for (size_t e = a; e < b; e++) {
-            uint32_t d = find_object(h, L->raw_dst[e], &c);
+            uint64_t target = ld64(dbytes + e * 8);
+            uint32_t d = find_object(h, target, &c);
             if (d != RS_NONE) {
-                dst[w] = d;
+                memcpy(dbytes + w * 4, &d, 4);
                 lab[w++] = lab[e];
                 continue;
             }
@@ -1492,59 +1483,79 @@ static void build_edges(rs_heap *h, load_state *L)
             if (nibad < 100000) {
                 rs_grow(&ibad, &capibad, nibad + 1, sizeof *ibad);
                 ikey = rs_xrealloc(ikey, capibad * sizeof *ikey);
-                ibad[nibad] = (rs_badedge){(uint32_t)i, lab[e], L->raw_dst[e]};
+                ibad[nibad] = (rs_badedge){(uint32_t)i, lab[e], target};
                 ikey[nibad++] = e;
             }
         }
     }
     off[n] = (uint32_t)w;
-    free(L->raw_dst);
+    uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
     L->raw_dst = L->raw_lab = NULL;
 
     if (L->nxe) {
         /* Merge each source's buffer edges in by label, in place from the
          * end: a source moves up by the buffer edges of the sources up to
          * it, so the sources before the first that has any stay put. */
-        uint32_t *xoff, *xdst;
-        uint64_t *xlab;
-        ext_csr(h, L, &xoff, &xdst, &xlab, &xbad, &nxbad, &xkey);
-        if ((size_t)w + xoff[n] > RS_MAX_EDGES) {
+        size_t xleft = ext_resolve(h, L, &xbad, &nxbad, &xkey);
+        const uint32_t *xdst = (const uint32_t *)(const void *)L->xe_dst;
+        const uint64_t *xlab = L->xe_lab;
+        const ext_run *runs = L->runs;
+        if ((size_t)w + xleft > RS_MAX_EDGES) { /* keep the first, in source order */
             L->cut = true;
-            for (size_t i = 0; i <= n; i++)
-                if (xoff[i] > RS_MAX_EDGES - w)
-                    xoff[i] = (uint32_t)(RS_MAX_EDGES - w);
+            size_t room = RS_MAX_EDGES - w, nr = 0;
+            for (size_t r = 0; r < L->nruns; r++) {
+                ext_run R = runs[r];
+                R.n = R.n < room ? R.n : room;
+                room -= R.n;
+                if (R.n)
+                    L->runs[nr++] = R;
+            }
+            L->nruns = nr;
+            xleft = RS_MAX_EDGES - w;
         }
-        size_t total = w + xoff[n];
+        size_t total = w + xleft;
         dst = rs_xrealloc(dst, (total ? total : 1) * sizeof *dst);
         lab = rs_xrealloc(lab, (total ? total : 1) * sizeof *lab);
         size_t k = total;       /* next write goes to k - 1 */
         uint32_t b = off[n];    /* end of source i's inline run (old numbering) */
+        size_t r = L->nruns;    /* runs[0 .. r) are of the sources not merged yet */
         off[n] = (uint32_t)total;
-        for (size_t i = n; i-- > 0 && xoff[i + 1] > 0;) {
-            uint32_t a = off[i], xa = xoff[i], xb = xoff[i + 1];
-            sort_run(xdst, xlab, xa, xb);
-            while (b > a || xb > xa) {
-                bool inl = xb == xa || (b > a && lab[b - 1] > xlab[xb - 1]);
+        for (size_t i = n; i-- > 0 && xleft > 0;) {
+            /* source i's runs are runs[rr .. r); x is the next buffer edge
+             * to take (backwards) of runs[ri - 1], none if ri == rr */
+            size_t rr = r;
+            while (rr > 0 && runs[rr - 1].src == i)
+                rr--;
+            size_t ri = r, x = ri > rr ? runs[ri - 1].first + runs[ri - 1].n : 0;
+            uint32_t a = off[i];
+            while (b > a || ri > rr) {
+                bool inl = ri == rr || (b > a && lab[b - 1] > xlab[x - 1]);
                 k--;
-                dst[k] = inl ? dst[b - 1] : xdst[xb - 1];
-                lab[k] = inl ? lab[--b] : xlab[--xb];
+                if (inl) {
+                    dst[k] = dst[b - 1];
+                    lab[k] = lab[--b];
+                    continue;
+                }
+                dst[k] = xdst[x - 1];
+                lab[k] = xlab[--x];
+                xleft--;
+                if (x == runs[ri - 1].first && --ri > rr)
+                    x = runs[ri - 1].first + runs[ri - 1].n;
             }
-            off[i] = a + xa;
+            off[i] = (uint32_t)(a + xleft); /* the buffer edges of sources before i */
             b = a;
+            r = rr;
         }
-        free(xoff);
-        free(xdst);
-        free(xlab);
         w = total;
     }
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
     h->out_lab = rs_xrealloc(lab, (w ? w : 1) * sizeof *lab);
     h->nedges = off[n];
-    free(L->xe_src);
     free(L->xe_dst);
     free(L->xe_lab);
-    L->xe_src = NULL;
+    free(L->runs);
     L->xe_dst = L->xe_lab = NULL;
+    L->runs = NULL;
     if (L->cut)
         rs_warn(h, "more than 2^32 edges: the graph is cut");
 
@@ -1561,23 +1572,20 @@ static void build_edges(rs_heap *h, load_state *L)
     free(ikey);
     free(xkey);
 
-    /* reverse CSR */
-    uint32_t *cnt = rs_xcalloc(n + 1, sizeof *cnt);
+    /* reverse CSR, without a counter array: in_off[d + 1] counts d's
+     * sources, as prefix sums it is where d + 1's start; placing advances
+     * in_off[d + 1] from where d's start to where they end, which is where
+     * d + 1's start (in_off[0] stays 0) */
+    uint32_t *in_off = rs_xcalloc(n + 2, sizeof *in_off);
     for (size_t e = 0; e < h->nedges; e++)
-        cnt[h->out_dst[e]]++;
-    h->in_off = rs_xmalloc((n + 1) * sizeof *h->in_off);
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        h->in_off[i] = acc;
-        acc += cnt[i];
-        cnt[i] = h->in_off[i];
-    }
-    h->in_off[n] = acc;
-    h->in_src = rs_xmalloc((acc ? acc : 1) * sizeof *h->in_src);
+        in_off[h->out_dst[e] + 2]++;
+    for (size_t i = 2; i <= n + 1; i++)
+        in_off[i] += in_off[i - 1];
+    h->in_src = rs_xmalloc((in_off[n + 1] ? in_off[n + 1] : 1) * sizeof *h->in_src);
     for (size_t s = 0; s < n; s++)
         for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++)
-            h->in_src[cnt[h->out_dst[e]]++] = (uint32_t)s;
-    free(cnt);
+            h->in_src[in_off[h->out_dst[e] + 1]++] = (uint32_t)s;
+    h->in_off = in_off;
 
     /* weak edges: only those to live objects are kept */
     h->weak = rs_xmalloc((L->nwk ? L->nwk : 1) * sizeof *h->weak);
