@@ -594,19 +594,23 @@ typedef struct ext_run {
 /* Queued buffers decoded when nraw inline edges had been decoded: for the
  * order of bad edges (build_edges). */
 typedef struct ext_batch {
-    size_t first;    /* its first edge in xe_* */
+    size_t first;    /* its first edge in L->xe */
     size_t nraw;
 } ext_batch;
 
+/* Raw edges as decoded: target address and label, growing, cut at
+ * RS_MAX_EDGES. */
+typedef struct edge_vec {
+    uint64_t *dst, *lab;
+    size_t n, cap;
+} edge_vec;
+
 typedef struct load_state {
     /* raw strong edges of the objects themselves, in object order (object
-     * i's start at h->out_off[i]): target address, label */
-    uint64_t *raw_dst, *raw_lab;
-    size_t nraw, capraw;
-    /* raw strong edges of queued buffers, buffer after buffer (runs):
-     * target address, label */
-    uint64_t *xe_dst, *xe_lab;
-    size_t nxe, capxe;
+     * i's start at h->out_off[i]) */
+    edge_vec raw;
+    /* raw strong edges of queued buffers, buffer after buffer (runs) */
+    edge_vec xe;
     ext_run *runs;
     size_t nruns, capruns;
     ext_batch *batches;
@@ -638,56 +642,43 @@ typedef struct load_state {
 /* Edge indexes and CSR offsets are 32-bit. */
 #define RS_MAX_EDGES ((size_t)UINT32_MAX - 1)
 
-/* Room for one more raw edge; false (and L->cut) at RS_MAX_EDGES. */
-static __attribute__((noinline)) bool raw_grow(load_state *L)
+/* Room for one more edge in v (first_cap edges at first); false (and
+ * L->cut) at RS_MAX_EDGES. */
+static __attribute__((noinline)) bool edge_vec_grow(load_state *L, edge_vec *v, size_t first_cap)
 {
-    if (L->capraw >= RS_MAX_EDGES) {
+    if (v->cap >= RS_MAX_EDGES) {
         L->cut = true;
         return false;
     }
-    size_t cap = L->capraw ? L->capraw * 2 : 65536;
+    size_t cap = v->cap ? v->cap * 2 : first_cap;
     if (cap > RS_MAX_EDGES)
         cap = RS_MAX_EDGES;
-    L->raw_dst = rs_xrealloc(L->raw_dst, cap * sizeof *L->raw_dst);
-    L->raw_lab = rs_xrealloc(L->raw_lab, cap * sizeof *L->raw_lab);
-    L->capraw = cap;
+    v->dst = rs_xrealloc(v->dst, cap * sizeof *v->dst);
+    v->lab = rs_xrealloc(v->lab, cap * sizeof *v->lab);
+    v->cap = cap;
     return true;
+}
+
+static inline void edge_vec_push(load_state *L, edge_vec *v, size_t first_cap, uint64_t dst,
+                                 uint64_t lab)
+{
+    if (v->n == v->cap && !edge_vec_grow(L, v, first_cap))
+        return;
+    v->dst[v->n] = dst;
+    v->lab[v->n] = lab;
+    v->n++;
 }
 
 /* An edge of the object decoded last. Inline: once per reference. */
 static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
 {
-    if (L->nraw == L->capraw && !raw_grow(L))
-        return;
-    L->raw_dst[L->nraw] = dst;
-    L->raw_lab[L->nraw] = lab;
-    L->nraw++;
-}
-
-/* Room for one more buffer edge; false (and L->cut) at RS_MAX_EDGES. */
-static __attribute__((noinline)) bool ext_grow(load_state *L)
-{
-    if (L->capxe >= RS_MAX_EDGES) {
-        L->cut = true;
-        return false;
-    }
-    size_t cap = L->capxe ? L->capxe * 2 : 4096;
-    if (cap > RS_MAX_EDGES)
-        cap = RS_MAX_EDGES;
-    L->xe_dst = rs_xrealloc(L->xe_dst, cap * sizeof *L->xe_dst);
-    L->xe_lab = rs_xrealloc(L->xe_lab, cap * sizeof *L->xe_lab);
-    L->capxe = cap;
-    return true;
+    edge_vec_push(L, &L->raw, 65536, dst, lab);
 }
 
 /* An edge of the queued buffer being decoded (ext_decode). */
 static inline void ext_edge(load_state *L, uint64_t dst, uint64_t lab)
 {
-    if (L->nxe == L->capxe && !ext_grow(L))
-        return;
-    L->xe_dst[L->nxe] = dst;
-    L->xe_lab[L->nxe] = lab;
-    L->nxe++;
+    edge_vec_push(L, &L->xe, 4096, dst, lab);
 }
 
 static void weak_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
@@ -731,7 +722,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                 (unsigned long long)r->addr, (unsigned long long)got,
                 (unsigned long long)need);
     }
-    size_t first = L->nxe;
+    size_t first = L->xe.n;
     if (r->kind == RC_FIELD_DICT) {
         uint64_t n = got / sizeof(rc_dict_entry);
         if (n > r->n)
@@ -751,9 +742,9 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                 ext_edge(L, v, RS_LAB(r->field, i));
         }
     }
-    if (L->nxe > first) {
+    if (L->xe.n > first) {
         rs_grow(&L->runs, &L->capruns, L->nruns + 1, sizeof *L->runs);
-        L->runs[L->nruns++] = (ext_run){r->src, r->field, first, L->nxe - first};
+        L->runs[L->nruns++] = (ext_run){r->src, r->field, first, L->xe.n - first};
     }
 }
 
@@ -762,7 +753,7 @@ static void ext_flush(rs_heap *h, load_state *L)
     if (!L->next)
         return;
     rs_grow(&L->batches, &L->capbatches, L->nbatches + 1, sizeof *L->batches);
-    L->batches[L->nbatches++] = (ext_batch){L->nxe, L->nraw};
+    L->batches[L->nbatches++] = (ext_batch){L->xe.n, L->raw.n};
     RS_QSORT(L->ext, L->next, sizeof *L->ext, ext_cmp);
     size_t i = 0;
     while (i < L->next) {
@@ -950,7 +941,7 @@ static inline bool add_object(rs_heap *h, load_state *L, uint64_t addr, uint32_t
     if (h->nobj == h->capobj)
         grow_objects(h);
     size_t i = h->nobj++;
-    h->out_off[i] = (uint32_t)L->nraw; /* < RS_MAX_EDGES (raw_grow) */
+    h->out_off[i] = (uint32_t)L->raw.n; /* < RS_MAX_EDGES (raw_grow) */
     h->addr[i] = addr;
     h->tidx[i] = tidx;
     h->refcnt[i] = refcnt;
@@ -1407,14 +1398,14 @@ static int run_cmp(const void *a, const void *b)
 }
 
 /* Resolve the edges of queued buffers in place: object indexes over
- * xe_dst's own bytes (as build_edges does for the inline ones), the good
+ * xe.dst's own bytes (as build_edges does for the inline ones), the good
  * edges of each run compacted to its front, empty runs dropped, the runs
  * sorted by (source, field). Bad ones go to *bad, with (in *bad_key) how
  * many inline edges had been decoded before them. Returns the good edges. */
 static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *nbad,
                           size_t **bad_key)
 {
-    unsigned char *xd = (unsigned char *)L->xe_dst;
+    unsigned char *xd = (unsigned char *)L->xe.dst;
     arena_cache c = {{NULL, NULL}};
     size_t batch = 0, cap = 0, good = 0, nr = 0;
     for (size_t r = 0; r < L->nruns; r++) {
@@ -1425,7 +1416,7 @@ static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *n
             uint32_t d = find_object(h, target, &c);
             if (d != RS_NONE) {
                 memcpy(xd + w * 4, &d, 4);
-                L->xe_lab[w++] = L->xe_lab[e];
+                L->xe.lab[w++] = L->xe.lab[e];
                 continue;
             }
             while (batch + 1 < L->nbatches && L->batches[batch + 1].first <= e)
@@ -1434,7 +1425,7 @@ static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *n
             if (*nbad < 100000) {
                 rs_grow(bad, &cap, *nbad + 1, sizeof **bad);
                 *bad_key = rs_xrealloc(*bad_key, cap * sizeof **bad_key);
-                (*bad)[*nbad] = (rs_badedge){R.src, L->xe_lab[e], target};
+                (*bad)[*nbad] = (rs_badedge){R.src, L->xe.lab[e], target};
                 (*bad_key)[(*nbad)++] = L->batches[batch].nraw;
             }
         }
@@ -1456,20 +1447,20 @@ static void build_edges(rs_heap *h, load_state *L)
     uint32_t *off = h->out_off;
 
     /* The inline edges: resolve, compacting the good ones in place: the
-     * labels in raw_lab itself, the object indexes over raw_dst's own bytes
+     * labels in raw.lab itself, the object indexes over raw.dst's own bytes
      * (index w goes to bytes 4w .. 4w+3, which held raw targets read
      * already, as w <= e). off[i] turns from object i's first raw edge into
      * its first good one. Bad ones are kept for `check` with their raw
      * index (to order them with those of the buffers). */
-    unsigned char *dbytes = (unsigned char *)L->raw_dst;
-    uint64_t *lab = L->raw_lab;
+    unsigned char *dbytes = (unsigned char *)L->raw.dst;
+    uint64_t *lab = L->raw.lab;
     rs_badedge *ibad = NULL, *xbad = NULL;
     size_t nibad = 0, nxbad = 0, capibad = 0;
     size_t *ikey = NULL, *xkey = NULL;
     size_t w = 0;
     arena_cache c = {{NULL, NULL}};
     for (size_t i = 0; i < n; i++) {
-        size_t a = off[i], b = i + 1 < n ? off[i + 1] : L->nraw;
+        size_t a = off[i], b = i + 1 < n ? off[i + 1] : L->raw.n;
         off[i] = (uint32_t)w;
         for (size_t e = a; e < b; e++) {
             uint64_t target = ld64(dbytes + e * 8);
@@ -1490,15 +1481,15 @@ static void build_edges(rs_heap *h, load_state *L)
     }
     off[n] = (uint32_t)w;
     uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
-    L->raw_dst = L->raw_lab = NULL;
+    L->raw.dst = L->raw.lab = NULL;
 
-    if (L->nxe) {
+    if (L->xe.n) {
         /* Merge each source's buffer edges in by label, in place from the
          * end: a source moves up by the buffer edges of the sources up to
          * it, so the sources before the first that has any stay put. */
         size_t xleft = ext_resolve(h, L, &xbad, &nxbad, &xkey);
-        const uint32_t *xdst = (const uint32_t *)(const void *)L->xe_dst;
-        const uint64_t *xlab = L->xe_lab;
+        const uint32_t *xdst = (const uint32_t *)(const void *)L->xe.dst;
+        const uint64_t *xlab = L->xe.lab;
         const ext_run *runs = L->runs;
         if ((size_t)w + xleft > RS_MAX_EDGES) { /* keep the first, in source order */
             L->cut = true;
@@ -1551,10 +1542,10 @@ static void build_edges(rs_heap *h, load_state *L)
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
     h->out_lab = rs_xrealloc(lab, (w ? w : 1) * sizeof *lab);
     h->nedges = off[n];
-    free(L->xe_dst);
-    free(L->xe_lab);
+    free(L->xe.dst);
+    free(L->xe.lab);
     free(L->runs);
-    L->xe_dst = L->xe_lab = NULL;
+    L->xe.dst = L->xe.lab = NULL;
     L->runs = NULL;
     if (L->cut)
         rs_warn(h, "more than 2^32 edges: the graph is cut");
