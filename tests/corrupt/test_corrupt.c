@@ -72,199 +72,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proctest.h"
+
 /* Exit codes documented in `refscope --help`. */
 enum { EXIT_OK = 0, EXIT_FINDINGS = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_INTERNAL = 4 };
 
-#define CHILD_TIMEOUT_MS 30000 /* a hang fails the test */
 #define REPORT_SECONDS 10.0    /* no report on these small cores may take longer */
 
-/* ---- fixture: a temp dir, child processes ------------------------------------------ */
+/* ---- fixture (proctest.h: a temp dir, child processes) ---------------------------- */
 
-static char tmp[PATH_MAX];
-static pid_t children[8];
-static size_t nchildren;
+static void setup(void) { pt_setup("refscope-corrupt"); }
 
-static void setup(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/refscope-corrupt.XXXXXX", base && *base ? base : "/tmp");
-    cr_assert_not_null(mkdtemp(tmp), "mkdtemp: %s", strerror(errno));
-    nchildren = 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void teardown(void)
-{
-    for (size_t i = 0; i < nchildren; i++) {
-        kill(children[i], SIGKILL);
-        waitpid(children[i], NULL, 0);
-    }
-    nchildren = 0;
-    if (tmp[0])
-        nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    tmp[0] = '\0';
-}
-
-TestSuite(corrupt, .init = setup, .fini = teardown, .timeout = 100);
-TestSuite(live, .init = setup, .fini = teardown, .timeout = 100);
-
-static void track_child(pid_t pid)
-{
-    cr_assert(nchildren < sizeof children / sizeof children[0], "too many child processes");
-    children[nchildren++] = pid;
-}
-
-static void forget_child(pid_t pid)
-{
-    for (size_t i = 0; i < nchildren; i++)
-        if (children[i] == pid) {
-            children[i] = children[--nchildren];
-            return;
-        }
-}
+TestSuite(corrupt, .init = setup, .fini = pt_teardown, .timeout = 100);
+TestSuite(live, .init = setup, .fini = pt_teardown, .timeout = 100);
 
 /* ---- small helpers --------------------------------------------------------------- */
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set: run this test through meson", name);
-    return v;
-}
-
-static char *path_in(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *path_in(const char *fmt, ...)
-{
-    char rel[PATH_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rel, sizeof rel, fmt, ap);
-    va_end(ap);
-    char *p = malloc(strlen(tmp) + strlen(rel) + 2);
-    sprintf(p, "%s/%s", tmp, rel);
-    return p;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    size_t cap = 4096, len = 0;
-    char *s = malloc(cap);
-    size_t n;
-    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2)
-            s = realloc(s, cap *= 2);
-    }
-    s[len] = '\0';
-    fclose(f);
-    return s;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The value of "fact NAME VALUE" in a program's output (malloc'd). */
-static char *fact(const char *out, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = out; (p = strstr(p, "fact ")); p += 5) {
-        if ((p == out || p[-1] == '\n') && strncmp(p + 5, name, n) == 0 && p[5 + n] == ' ') {
-            const char *v = p + 6 + n;
-            return strndup(v, strcspn(v, "\n"));
-        }
-    }
-    cr_assert_fail("the program printed no fact '%s'; its output:\n%s", name, out);
-    return NULL;
-}
 
 #define assert_has(hay, needle)                                                             \
     cr_assert(strstr((hay), (needle)) != NULL, "expected '%s' in:\n%s", (needle), (hay))
 
 /* ---- running commands -------------------------------------------------------------- */
-
-typedef struct result {
-    int code;      /* exit status, or 128 + signal */
-    char *out;
-    char *err;
-    double seconds;
-} result;
-
-static void wait_child(pid_t pid, int *status)
-{
-    for (int waited = 0;; waited += 5) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid)
-            break;
-        cr_assert(r == 0, "waitpid: %s", strerror(errno));
-        if (waited > CHILD_TIMEOUT_MS) {
-            kill(pid, SIGKILL);
-            waitpid(pid, status, 0);
-            forget_child(pid);
-            cr_assert_fail("a child process took more than %d ms (a hang)", CHILD_TIMEOUT_MS);
-        }
-        usleep(5000);
-    }
-    forget_child(pid);
-}
-
-/* Run argv with stdout and stderr captured; cwd is the temp dir. */
-static result run_argv(char *const argv[])
-{
-    static int serial;
-    int k = serial++;
-    char *outp = path_in(".out.%d", k), *errp = path_in(".err.%d", k);
-    fflush(NULL);
-    double t0 = now();
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int in = open("/dev/null", O_RDONLY);
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || o < 0 || e < 0 || chdir(tmp) != 0)
-            _exit(126);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    track_child(pid);
-    int status;
-    wait_child(pid, &status);
-    result r;
-    r.seconds = now() - t0;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_file(outp);
-    r.err = read_file(errp);
-    unlink(outp);
-    unlink(errp);
-    free(outp);
-    free(errp);
-    return r;
-}
-
-static void result_free(result *r)
-{
-    free(r->out);
-    free(r->err);
-}
 
 /* refscope ARGS... (NULL-terminated). Whatever the input: no crash (exit
  * status below 4, no signal), done in seconds, stderr only "refscope: ..."
@@ -334,35 +161,6 @@ static void every_report(const char *core, const char *obj)
 }
 
 /* ---- making cores ------------------------------------------------------------------ */
-
-static bool is_core_file(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return false;
-    Elf64_Ehdr eh;
-    bool ok = read(fd, &eh, sizeof eh) == (ssize_t)sizeof eh &&
-              memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_type == ET_CORE;
-    close(fd);
-    return ok;
-}
-
-static char *find_core(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
-    char *found = NULL;
-    struct dirent *de;
-    while (!found && (de = readdir(d))) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && is_core_file(p))
-            found = strdup(p);
-    }
-    closedir(d);
-    return found;
-}
 
 typedef struct victim {
     char *dir;    /* where it ran */
