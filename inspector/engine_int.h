@@ -289,9 +289,15 @@ struct rs_heap {
 
 /* ---- heap.c ------------------------------------------------------------- */
 
+/* tables.c: the engine's memory. Tables of a megabyte and more get
+ * mappings of their own (huge pages, kept for reuse when freed): free
+ * whatever rs_x* gave with rs_xfree, never free(). rs_xstrdup is malloc's. */
 void *rs_xmalloc(size_t n);
 void *rs_xcalloc(size_t n, size_t size);
 void *rs_xrealloc(void *p, size_t n);
+void rs_xfree(void *p);
+/* Unmap the freed tables kept for reuse (rs_heap_free). */
+void rs_tables_trim(void);
 char *rs_xstrdup(const char *s);
 /* Grow *arr (of *cap elements of elsize) to hold need elements. */
 void rs_grow(void *arr, size_t *cap, size_t need, size_t elsize);

@@ -149,7 +149,7 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
         key_of[g] = slot[s] - 1;
         keys[slot[s] - 1].start++;
     }
-    free(slot);
+    rs_xfree(slot);
     /* sort the keys, remembering where each went */
     uint32_t *rank = rs_xmalloc((nkeys ? nkeys : 1) * sizeof *rank);
     RS_QSORT(keys, nkeys, sizeof *keys, group_key_cmp);
@@ -178,10 +178,10 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
         order[keys[rank[key_of[g]]].start++] = g;
         placed[g] = 1;
     }
-    free(placed);
-    free(rank);
-    free(key_of);
-    free(keys);
+    rs_xfree(placed);
+    rs_xfree(rank);
+    rs_xfree(key_of);
+    rs_xfree(keys);
     return order;
 }
 
@@ -267,10 +267,10 @@ static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
             }
         }
     }
-    free(T);
-    free(stack);
-    free(cs_v);
-    free(cs_e);
+    rs_xfree(T);
+    rs_xfree(stack);
+    rs_xfree(cs_v);
+    rs_xfree(cs_e);
     *comps_ret = comps;
     *members_ret = members;
     return ncomps;
@@ -348,7 +348,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             }
         }
     }
-    free(tf);
+    rs_xfree(tf);
     /* What is left is collectable. In the same pass: the unreachable set
      * (in_u), no groups yet, the cascade's counts (in refs, no longer
      * needed) and its start, the collectable objects in index order. */
@@ -402,9 +402,9 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             role[v] = hang ? 2 : 1;
         }
     }
-    free(comps);
-    free(cmem);
-    free(comp_of);
+    rs_xfree(comps);
+    rs_xfree(cmem);
+    rs_xfree(comp_of);
 
     /*
      * The cascade: what clearing the collectable set frees by refcount.
@@ -438,9 +438,9 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             }
         }
     }
-    free(refs);
-    free(queue);
-    free(in_u);
+    rs_xfree(refs);
+    rs_xfree(queue);
+    rs_xfree(in_u);
 
     /* A group whose members all went with the cascade keeps what hangs off
      * it as members; an empty group goes. (The pass that counts them also
@@ -467,9 +467,9 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         if (group[i] != RS_NONE)
             group[i] = keep[group[i]];
     ngroups = nkeep;
-    free(keep);
-    free(nmem);
-    free(nhang);
+    rs_xfree(keep);
+    rs_xfree(nmem);
+    rs_xfree(nhang);
 
     /* totals per group (by its number so far) */
     rs_group *groups = rs_xcalloc(ngroups ? ngroups : 1, sizeof *groups);
@@ -507,7 +507,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         acc += G->nhang;
         G->nmembers = G->nhang = 0;
     }
-    free(order);
+    rs_xfree(order);
     for (size_t i = 0; i < n; i++) {
         if (group[i] == RS_NONE)
             continue;
@@ -528,7 +528,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             renum[t] = t;
         }
     }
-    free(renum);
+    rs_xfree(renum);
     for (size_t g = 0; g < ngroups; g++) {
         rs_group *G = &groups[g];
         G->is_cycle = G->nmembers > 1;
@@ -611,11 +611,11 @@ uint32_t *rs_cycle_path(const rs_heap *h, const uint32_t *members, size_t nmembe
             path[--k] = pedge[p];
         *n = len;
     }
-    free(pedge);
-    free(ppos);
-    free(dist);
-    free(queue);
-    free(seen);
+    rs_xfree(pedge);
+    rs_xfree(ppos);
+    rs_xfree(dist);
+    rs_xfree(queue);
+    rs_xfree(seen);
     return path;
 }
 
@@ -677,7 +677,7 @@ static void dom_graph_init(dom_graph *G)
         G->xp_node[i] = pairs[i].b;
         G->has_xp[pairs[i].a] = 1;
     }
-    free(pairs);
+    rs_xfree(pairs);
     uint32_t acc = 0;
     for (uint32_t x = 0; x < nx; x++) {
         uint32_t c = G->xpx_off[x];
@@ -693,16 +693,16 @@ static void dom_graph_init(dom_graph *G)
         for (uint32_t k = G->xs_off[x]; k < G->xs_off[x + 1]; k++)
             if (G->xs_dst[k] >= n)
                 G->xpx_src[fill[G->xs_dst[k] - n]++] = n + x;
-    free(fill);
+    rs_xfree(fill);
 }
 
 static void dom_graph_free(dom_graph *G)
 {
-    free(G->xp_obj);
-    free(G->xp_node);
-    free(G->has_xp);
-    free(G->xpx_off);
-    free(G->xpx_src);
+    rs_xfree(G->xp_obj);
+    rs_xfree(G->xp_node);
+    rs_xfree(G->has_xp);
+    rs_xfree(G->xpx_off);
+    rs_xfree(G->xpx_src);
 }
 
 /* Successor ranges: objects use the heap's CSR, extra nodes their own. */
@@ -776,8 +776,8 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
             sv[sp] = w;
             se[sp++] = a;
         }
-        free(sv);
-        free(se);
+        rs_xfree(sv);
+        rs_xfree(se);
     }
 
     uint32_t *semi = rs_xmalloc(((size_t)N + 1) * sizeof *semi);
@@ -859,10 +859,10 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         anc[i] = parent[i]; /* link */
     }
 #undef EVAL
-    free(label);
-    free(anc);
-    free(stack);
-    free(pre);
+    rs_xfree(label);
+    rs_xfree(anc);
+    rs_xfree(stack);
+    rs_xfree(pre);
 
     /* NCA: idom(i) is the nearest ancestor of parent(i) not above semi(i).
      * In place: parent[i] becomes idn[i] (only idn[j], j < i, is read). */
@@ -874,7 +874,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
             j = idn[j];
         idn[i] = j;
     }
-    free(semi);
+    rs_xfree(semi);
 
     /* into node space; retained sizes bottom-up (children have larger
      * numbers than their dominator) */
@@ -905,8 +905,8 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         out->order = NULL;
         out->norder = 0;
     }
-    free(idn);
-    free(vert);
+    rs_xfree(idn);
+    rs_xfree(vert);
 }
 
 const rs_dom_result *rs_dominators(rs_heap *h)
@@ -946,8 +946,8 @@ const rs_dom_result *rs_dominators(rs_heap *h)
     dom_out out;
     dom_compute(&G, &out, false);
     dom_graph_free(&G);
-    free(xs_off);
-    free(xs_dst);
+    rs_xfree(xs_off);
+    rs_xfree(xs_dst);
 
     rs_dom_result *D = rs_xcalloc(1, sizeof *D);
     D->nnodes = n + nx;
@@ -982,7 +982,7 @@ static uint32_t *dom_subtree(const rs_heap *h, const uint32_t *idom, uint32_t V,
     for (uint32_t v = 0; v < V; v++)
         if (idom[v] != RS_NONE && idom[v] != v)
             kids[fill[idom[v]]++] = v;
-    free(fill);
+    rs_xfree(fill);
     uint32_t *res = rs_xmalloc((size_t)(acc + 1) * sizeof *res);
     size_t nres = 0;
     uint64_t b = 0;
@@ -998,9 +998,9 @@ static uint32_t *dom_subtree(const rs_heap *h, const uint32_t *idom, uint32_t V,
         for (uint32_t k = off[v]; k < off[v + 1]; k++)
             stack[sp++] = kids[k];
     }
-    free(stack);
-    free(off);
-    free(kids);
+    rs_xfree(stack);
+    rs_xfree(off);
+    rs_xfree(kids);
     *count = nres;
     *bytes = b;
     return res;
@@ -1047,8 +1047,8 @@ uint32_t *rs_retained_set(rs_heap *h, uint32_t obj, size_t *count, uint64_t *byt
         if (outside)
             xs_dst[k++] = v;
     }
-    free(list);
-    free(in);
+    rs_xfree(list);
+    rs_xfree(in);
     uint32_t xs_off[2] = {0, (uint32_t)k};
     dom_graph G = {.h = h, .n = (uint32_t)n, .nx = 1, .root = (uint32_t)n, .xs_off = xs_off,
                    .xs_dst = xs_dst};
@@ -1056,11 +1056,11 @@ uint32_t *rs_retained_set(rs_heap *h, uint32_t obj, size_t *count, uint64_t *byt
     dom_out out;
     dom_compute(&G, &out, false);
     dom_graph_free(&G);
-    free(xs_dst);
+    rs_xfree(xs_dst);
     uint32_t *res = dom_subtree(h, out.idom, (uint32_t)n + 1, obj, count, bytes);
-    free(out.idom);
-    free(out.retained);
-    free(out.rcount);
+    rs_xfree(out.idom);
+    rs_xfree(out.retained);
+    rs_xfree(out.rcount);
     return res;
 }
 
@@ -1128,9 +1128,9 @@ size_t rs_shortest_path(rs_heap *h, uint32_t obj, rs_step **steps)
         *steps = s;
         found = len;
     }
-    free(pnode);
-    free(pedge);
-    free(queue);
+    rs_xfree(pnode);
+    rs_xfree(pedge);
+    rs_xfree(queue);
     return found;
 }
 
@@ -1146,8 +1146,8 @@ uint32_t *rs_components(const rs_heap *h, const uint8_t *in_set, size_t *ncomps,
     uint32_t *sz = rs_xmalloc((nc ? nc : 1) * sizeof *sz);
     for (size_t c = 0; c < nc; c++)
         sz[c] = comps[c].cycle ? comps[c].n : 0; /* 0: not on a cycle */
-    free(comps);
-    free(members);
+    rs_xfree(comps);
+    rs_xfree(members);
     *ncomps = nc;
     *comp_size = sz;
     return comp_of;

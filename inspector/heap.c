@@ -53,60 +53,6 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- allocation ------------------------------------------------------------ */
-
-static _Noreturn void oom(size_t n)
-{
-    fprintf(stderr, "refscope engine: out of memory (allocating %zu bytes)\n", n);
-    abort();
-}
-
-void *rs_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-void *rs_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        oom(n * size);
-    return p;
-}
-
-void *rs_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-char *rs_xstrdup(const char *s)
-{
-    size_t n = strlen(s ? s : "") + 1;
-    char *p = rs_xmalloc(n);
-    memcpy(p, s ? s : "", n);
-    return p;
-}
-
-void rs_grow(void *arr, size_t *cap, size_t need, size_t elsize)
-{
-    if (need <= *cap)
-        return;
-    size_t c = *cap ? *cap : 16;
-    while (c < need)
-        c *= 2;
-    void **pa = arr;
-    *pa = rs_xrealloc(*pa, c * elsize);
-    *cap = c;
-}
-
-RS_EXPORT void rs_free(void *p) { free(p); }
-
 /* ---- warnings ------------------------------------------------------------------ */
 
 void rs_warn(rs_heap *h, const char *fmt, ...)
@@ -266,8 +212,8 @@ static void str_table_grow(rs_heap *h)
         h->str_keys[j] = ok[i];
         h->str_vals[j] = ov[i];
     }
-    free(ok);
-    free(ov);
+    rs_xfree(ok);
+    rs_xfree(ov);
 }
 
 const char *rs_target_string(rs_heap *h, uint64_t addr)
@@ -308,7 +254,7 @@ const char *rs_target_string(rs_heap *h, uint64_t addr)
 static void type_hash_insert(rs_heap *h, uint32_t idx)
 {
     if ((h->ntypes + 1) * 2 > h->type_hash_cap) {
-        free(h->type_hash);
+        rs_xfree(h->type_hash);
         h->type_hash_cap = h->type_hash_cap ? h->type_hash_cap * 2 : 256;
         h->type_hash = rs_xcalloc(h->type_hash_cap, sizeof *h->type_hash);
         size_t mask = h->type_hash_cap - 1;
@@ -484,7 +430,7 @@ static void load_type_table(rs_heap *h)
         if (t->valid && t->tp_id == i)
             t->registered = true;
     }
-    free(ptrs);
+    rs_xfree(ptrs);
 }
 
 /* ---- sites ------------------------------------------------------------------------ */
@@ -512,7 +458,7 @@ static void load_sites(rs_heap *h)
         h->sites[i].func_addr = (uint64_t)(uintptr_t)e[i].func;
         h->sites[i].line = e[i].line;
     }
-    free(e);
+    rs_xfree(e);
 }
 
 static const char *short_path(const char *p)
@@ -1058,13 +1004,13 @@ static void scan_large(rs_heap *h, load_state *L)
             break;
         }
     }
-    free(buf);
+    rs_xfree(buf);
     RS_QSORT(L->large, L->nlarge, sizeof *L->large, large_cmp);
     /* Drop duplicates (a corrupt list visiting a node twice). */
     size_t w = 0;
     for (size_t i = 0; i < L->nlarge; i++) {
         if (w && L->large[w - 1].addr == L->large[i].addr) {
-            free(L->large[i].data);
+            rs_xfree(L->large[i].data);
             continue;
         }
         L->large[w++] = L->large[i];
@@ -1085,7 +1031,7 @@ static void flush_large(rs_heap *h, load_state *L, uint64_t limit)
             h->large_idx[h->nlarge++] = (uint32_t)(h->nobj - 1);
             decode_object(h, L, (uint32_t)(h->nobj - 1), lo->data, lo->avail);
         }
-        free(lo->data);
+        rs_xfree(lo->data);
         lo->data = NULL;
     }
 }
@@ -1217,7 +1163,7 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
         }
         refs[nref++] = (arena_ref){tab[i].address, (uint32_t)i, nc};
     }
-    free(tab);
+    rs_xfree(tab);
     RS_QSORT(refs, nref, sizeof *refs, arena_cmp);
     size_t cap = 16;
     while (cap < nref * 2)
@@ -1242,7 +1188,7 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
         while (L->large_pos < L->nlarge && L->large[L->large_pos].addr < prev_end) {
             rs_warn(h, "large object at 0x%llx lies inside arena %u; skipped",
                     (unsigned long long)L->large[L->large_pos].addr, a->index);
-            free(L->large[L->large_pos].data);
+            rs_xfree(L->large[L->large_pos].data);
             L->large[L->large_pos++].data = NULL;
         }
         size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
@@ -1267,8 +1213,8 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
         if (progress)
             progress(pctx, "arenas", k + 1, nref);
     }
-    free(buf);
-    free(refs);
+    rs_xfree(buf);
+    rs_xfree(refs);
     flush_large(h, L, UINT64_MAX);
 }
 
@@ -1542,9 +1488,9 @@ static void build_edges(rs_heap *h, load_state *L)
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
     h->out_lab = rs_xrealloc(lab, (w ? w : 1) * sizeof *lab);
     h->nedges = off[n];
-    free(L->xe.dst);
-    free(L->xe.lab);
-    free(L->runs);
+    rs_xfree(L->xe.dst);
+    rs_xfree(L->xe.lab);
+    rs_xfree(L->runs);
     L->xe.dst = L->xe.lab = NULL;
     L->runs = NULL;
     if (L->cut)
@@ -1558,10 +1504,10 @@ static void build_edges(rs_heap *h, load_state *L)
         rs_grow(&h->bad, &h->capbad, h->nbad + 1, sizeof *h->bad);
         h->bad[h->nbad++] = inl ? ibad[ii++] : xbad[xi++];
     }
-    free(ibad);
-    free(xbad);
-    free(ikey);
-    free(xkey);
+    rs_xfree(ibad);
+    rs_xfree(xbad);
+    rs_xfree(ikey);
+    rs_xfree(xkey);
 
     /* reverse CSR, without a counter array: in_off[d + 1] counts d's
      * sources, as prefix sums it is where d + 1's start; placing advances
@@ -1586,9 +1532,9 @@ static void build_edges(rs_heap *h, load_state *L)
             continue;
         h->weak[h->nweak++] = (rs_weakedge){L->wk_src[e], d, L->wk_lab[e]};
     }
-    free(L->wk_src);
-    free(L->wk_dst);
-    free(L->wk_lab);
+    rs_xfree(L->wk_src);
+    rs_xfree(L->wk_dst);
+    rs_xfree(L->wk_lab);
     L->wk_src = NULL;
     L->wk_dst = L->wk_lab = NULL;
 }
@@ -1640,17 +1586,17 @@ RS_EXPORT int rs_heap_add_root(rs_heap *h, int kind, const char *label, uint64_t
             if (slot && h->roots[i].slot == slot)
                 r->counted = false;
         /* analyses that depend on roots are stale now */
-        free(h->rootref);
+        rs_xfree(h->rootref);
         h->rootref = NULL;
-        free(h->stackref);
+        rs_xfree(h->stackref);
         h->stackref = NULL;
-        free(h->unexplained);
+        rs_xfree(h->unexplained);
         h->unexplained = NULL;
         if (h->dom) {
-            free(h->dom->idom);
-            free(h->dom->retained);
-            free(h->dom->rcount);
-            free(h->dom);
+            rs_xfree(h->dom->idom);
+            rs_xfree(h->dom->retained);
+            rs_xfree(h->dom->rcount);
+            rs_xfree(h->dom);
             h->dom = NULL;
         }
         return 1;
@@ -1705,7 +1651,7 @@ static void load_roots(rs_heap *h)
             const char *name = rs_target_string(h, (uint64_t)(uintptr_t)e[i].name);
             push_root(h, RS_ROOT_REGISTERED, name ? name : "?", slot, value);
         }
-        free(e);
+        rs_xfree(e);
     }
     push_root(h, RS_ROOT_RUNTIME, "globals", h->regaddr + offsetof(rc_registry, globals),
               (uint64_t)(uintptr_t)h->reg.globals);
@@ -1715,7 +1661,7 @@ static void load_roots(rs_heap *h)
               (uint64_t)(uintptr_t)h->reg.finalizers);
     for (size_t i = 0; i < nfe; i++)
         push_root(h, fe[i].kind, fe[i].label, fe[i].slot, fe[i].value);
-    free(fe);
+    rs_xfree(fe);
 
     /* resolve, keep only roots that hold a live object */
     size_t w = 0;
@@ -1743,7 +1689,7 @@ static void load_roots(rs_heap *h)
     for (size_t i = 1; i < ns; i++)
         if (sr[i].slot == sr[i - 1].slot)
             h->roots[sr[i].idx].counted = false;
-    free(sr);
+    rs_xfree(sr);
 
     h->obj_globals = h->obj_garbage = h->obj_finalizers = RS_NONE;
     h->obj_globals = rs_find_object(h, (uint64_t)(uintptr_t)h->reg.globals);
@@ -1792,26 +1738,26 @@ RS_EXPORT void rs_heap_set_symbolizer(rs_heap *h, rs_symbolize_fn fn, void *ctx)
 static void free_analyses(rs_heap *h)
 {
     if (h->gc) {
-        free(h->gc->lists);
-        free(h->gc->groups);
-        free(h->gc->state);
-        free(h->gc->group);
-        free(h->gc->role);
-        free(h->gc);
+        rs_xfree(h->gc->lists);
+        rs_xfree(h->gc->groups);
+        rs_xfree(h->gc->state);
+        rs_xfree(h->gc->group);
+        rs_xfree(h->gc->role);
+        rs_xfree(h->gc);
         h->gc = NULL;
     }
     if (h->dom) {
-        free(h->dom->idom);
-        free(h->dom->retained);
-        free(h->dom->rcount);
-        free(h->dom);
+        rs_xfree(h->dom->idom);
+        rs_xfree(h->dom->retained);
+        rs_xfree(h->dom->rcount);
+        rs_xfree(h->dom);
         h->dom = NULL;
     }
-    free(h->unexplained);
+    rs_xfree(h->unexplained);
     h->unexplained = NULL;
-    free(h->rootref);
+    rs_xfree(h->rootref);
     h->rootref = NULL;
-    free(h->stackref);
+    rs_xfree(h->stackref);
     h->stackref = NULL;
 }
 
@@ -1821,38 +1767,39 @@ RS_EXPORT void rs_heap_free(rs_heap *h)
         return;
     free_analyses(h);
     for (size_t i = 0; i < h->nwarnings; i++)
-        free(h->warnings[i]);
-    free(h->warnings);
+        rs_xfree(h->warnings[i]);
+    rs_xfree(h->warnings);
     while (h->strings) {
         rs_strblock *n = h->strings->next;
-        free(h->strings);
+        rs_xfree(h->strings);
         h->strings = n;
     }
-    free(h->str_keys);
-    free(h->str_vals);
+    rs_xfree(h->str_keys);
+    rs_xfree(h->str_vals);
     for (size_t i = 0; i < h->ntypes; i++)
-        free(h->types[i].fields);
-    free(h->types);
-    free(h->type_hash);
-    free(h->sites);
-    free(h->addr);
-    free(h->tidx);
-    free(h->refcnt);
-    free(h->info);
-    free(h->blk);
-    free(h->bytes);
-    free(h->arenas_ix);
-    free(h->pools);
-    free(h->large_idx);
-    free(h->out_off);
-    free(h->out_dst);
-    free(h->out_lab);
-    free(h->in_off);
-    free(h->in_src);
-    free(h->weak);
-    free(h->bad);
-    free(h->roots);
-    free(h);
+        rs_xfree(h->types[i].fields);
+    rs_xfree(h->types);
+    rs_xfree(h->type_hash);
+    rs_xfree(h->sites);
+    rs_xfree(h->addr);
+    rs_xfree(h->tidx);
+    rs_xfree(h->refcnt);
+    rs_xfree(h->info);
+    rs_xfree(h->blk);
+    rs_xfree(h->bytes);
+    rs_xfree(h->arenas_ix);
+    rs_xfree(h->pools);
+    rs_xfree(h->large_idx);
+    rs_xfree(h->out_off);
+    rs_xfree(h->out_dst);
+    rs_xfree(h->out_lab);
+    rs_xfree(h->in_off);
+    rs_xfree(h->in_src);
+    rs_xfree(h->weak);
+    rs_xfree(h->bad);
+    rs_xfree(h->roots);
+    rs_xfree(h);
+    rs_tables_trim();
 }
 
 static double now_seconds(void)
@@ -1950,15 +1897,15 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
     scan_arenas(h, &L, progress, ctx);
     ext_flush(h, &L);
     for (size_t i = L.large_pos; i < L.nlarge; i++)
-        free(L.large[i].data);
-    free(L.large);
-    free(L.ext);
-    free(L.buf);
+        rs_xfree(L.large[i].data);
+    rs_xfree(L.large);
+    rs_xfree(L.ext);
+    rs_xfree(L.buf);
     if (h->nobj >= RS_MAX_OBJECTS)
         rs_warn(h, "more than %u objects: the rest are not loaded", RS_MAX_OBJECTS);
 
     build_edges(h, &L);
-    free(L.batches);
+    rs_xfree(L.batches);
     if (progress)
         progress(ctx, "edges", h->nedges, h->nedges);
     if (h->nbad_total)

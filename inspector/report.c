@@ -171,6 +171,23 @@ typedef struct sb {
     size_t n, cap;
 } sb;
 
+/* Plain realloc, not rs_grow: the text goes to the caller (rs_free or free). */
+static void sb_room(sb *b, size_t need)
+{
+    if (need <= b->cap)
+        return;
+    size_t c = b->cap ? b->cap : 256;
+    while (c < need)
+        c *= 2;
+    char *s = realloc(b->s, c);
+    if (!s) {
+        fprintf(stderr, "refscope engine: out of memory (allocating %zu bytes)\n", c);
+        abort();
+    }
+    b->s = s;
+    b->cap = c;
+}
+
 static void sb_vprintf(sb *b, const char *fmt, va_list ap)
 {
     va_list ap2;
@@ -179,7 +196,7 @@ static void sb_vprintf(sb *b, const char *fmt, va_list ap)
     va_end(ap2);
     if (need < 0)
         return;
-    rs_grow(&b->s, &b->cap, b->n + (size_t)need + 1, 1);
+    sb_room(b, b->n + (size_t)need + 1);
     vsnprintf(b->s + b->n, (size_t)need + 1, fmt, ap);
     b->n += (size_t)need;
 }
@@ -196,7 +213,7 @@ static void sb_printf(sb *b, const char *fmt, ...)
 static void sb_puts(sb *b, const char *s)
 {
     size_t l = strlen(s);
-    rs_grow(&b->s, &b->cap, b->n + l + 1, 1);
+    sb_room(b, b->n + l + 1);
     memcpy(b->s + b->n, s, l + 1);
     b->n += l;
 }
@@ -223,7 +240,7 @@ static json_t *jstr(const char *s)
         if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
             *p = '?';
     j = json_string(c);
-    free(c);
+    rs_xfree(c);
     return j ? j : json_string("?");
 }
 
@@ -588,7 +605,7 @@ static json_t *type_histogram(rs_heap *h, const uint32_t *objs, size_t n, size_t
         jset(o, "bytes", jint(rows[t].bytes));
         json_array_append_new(a, o);
     }
-    free(rows);
+    rs_xfree(rows);
     return a;
 }
 
@@ -861,7 +878,7 @@ static json_t *build_hist(rs_heap *h, const cmdline *c, bool by_site)
     jset(om, "objects", jint(oc));
     jset(om, "bytes", jint(ob));
     jset(o, "omitted", om);
-    free(rows);
+    rs_xfree(rows);
     add_warnings(h, o);
     return o;
 }
@@ -1288,7 +1305,7 @@ static json_t *build_cycles(rs_heap *h, const cmdline *c)
             uint32_t *p = rs_cycle_path(h, R->members, R->nmembers, &plen);
             jset(y, "path", jpath_edges(h, p, plen > 64 ? 64 : plen, R->members[0]));
             jset(y, "path_length", jint(plen));
-            free(p);
+            rs_xfree(p);
         }
         size_t nh = lim(c, R->nhang);
         json_t *hang = json_array();
@@ -1326,7 +1343,7 @@ static json_t *build_cycles(rs_heap *h, const cmdline *c)
         jset(y, "weakref_callbacks", wcb[g]);
         json_array_append_new(arr, y);
     }
-    free(wcb);
+    rs_xfree(wcb);
     jset(o, "cycles", arr);
     jset(o, "groups_omitted", jint(G->ngroups - show));
     add_warnings(h, o);
@@ -1459,7 +1476,7 @@ static json_t *build_garbage(rs_heap *h, const cmdline *c)
     size_t ncomps;
     uint32_t *csize;
     uint32_t *comp_of = rs_components(h, in_set, &ncomps, &csize);
-    free(in_set);
+    rs_xfree(in_set);
     /* what the legacy-finalizer objects in the list reach (multi-source BFS) */
     uint32_t *origin = rs_xmalloc((n ? n : 1) * sizeof *origin);
     uint32_t *queue = rs_xmalloc((n ? n : 1) * sizeof *queue);
@@ -1483,7 +1500,7 @@ static json_t *build_garbage(rs_heap *h, const cmdline *c)
             }
         }
     }
-    free(queue);
+    rs_xfree(queue);
     json_t *arr = json_array();
     uint64_t by[4] = {0};
     size_t show = lim(c, b - a);
@@ -1538,9 +1555,9 @@ static json_t *build_garbage(rs_heap *h, const cmdline *c)
         jset(y, "cycle_objects", jint(cyc));
         json_array_append_new(arr, y);
     }
-    free(origin);
-    free(comp_of);
-    free(csize);
+    rs_xfree(origin);
+    rs_xfree(comp_of);
+    rs_xfree(csize);
     jset(o, "objects", arr);
     jset(o, "omitted", jint((b - a) - json_array_size(arr)));
     json_t *br = json_object();
@@ -1737,8 +1754,8 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
         jset(y, "retained", jretained(D, rs_node_of_root(h, r)));
         json_array_append_new(ra, y);
     }
-    free(order);
-    free(key);
+    rs_xfree(order);
+    rs_xfree(key);
     jset(o, "roots", ra);
     jset(o, "roots_total", jint(h->nroots));
 
@@ -1762,8 +1779,8 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
             jset(y, "retained", jretained(D, v));
             json_array_append_new(ga, y);
         }
-        free(go);
-        free(gk);
+        rs_xfree(go);
+        rs_xfree(gk);
         jset(o, "globals_total", jint(b - a));
     } else {
         jset(o, "globals_total", jint(0));
@@ -1784,7 +1801,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
             ck[i] = D->idom[i] != RS_NONE ? D->retained[i] : 0;
         }
     }
-    free(tclos);
+    rs_xfree(tclos);
     size_t nc;
     uint32_t *co = top_k(ck, skip, n, lim(c, nclos), &nc);
     json_t *ca = json_array();
@@ -1818,9 +1835,9 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
         jset(y, "cells", cells);
         json_array_append_new(ca, y);
     }
-    free(co);
-    free(ck);
-    free(skip);
+    rs_xfree(co);
+    rs_xfree(ck);
+    rs_xfree(skip);
     jset(o, "closures", ca);
     jset(o, "closures_total", jint(nclos));
     add_warnings(h, o);
@@ -2067,8 +2084,8 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
     jset(x, "references", jint(sh_refs));
     jset(x, "examples", shx);
     jset(o, "stack_held", x);
-    free(groups);
-    free(keys);
+    rs_xfree(groups);
+    rs_xfree(keys);
     add_warnings(h, o);
     if (status && (tot_obj[0] || tot_obj[1]))
         *status = 1;
@@ -2185,8 +2202,8 @@ static json_t *build_path(rs_heap *h, uint32_t obj, const char *note)
         }
         jset(o, "steps", arr);
         jset(o, "text", jstr(text.s));
-        free(text.s);
-        free(steps);
+        rs_xfree(text.s);
+        rs_xfree(steps);
     } else {
         const rs_gc_result *G = rs_gc_analyze(h);
         unsigned s = G->state[obj];
@@ -2268,7 +2285,7 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
             skip[i] = D->idom[i] == RS_NONE;
         size_t nt;
         uint32_t *top = top_k(D->retained, skip, n, lim(c, n), &nt);
-        free(skip);
+        rs_xfree(skip);
         json_t *arr = json_array();
         for (size_t k = 0; k < nt; k++) {
             uint32_t v = top[k];
@@ -2278,7 +2295,7 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
             jset(y, "dominator", jdominator(h, D, v));
             json_array_append_new(arr, y);
         }
-        free(top);
+        rs_xfree(top);
         jset(o, "top", arr);
         add_warnings(h, o);
         return o;
@@ -2300,7 +2317,7 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
         json_array_append_new(arr, jobj(h, set[k]));
     jset(o, "objects", arr);
     jset(o, "objects_omitted", jint(cnt - json_array_size(arr)));
-    free(set);
+    rs_xfree(set);
     add_warnings(h, o);
     return o;
 }
@@ -2418,9 +2435,9 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
         if ((size_t)c->cycle > G->ngroups) {
             snprintf(err, errsize, "graph: there is no cycle %ld (%zu groups; see `cycles`)",
                      c->cycle, G->ngroups);
-            free(nodes);
-            free(m.keys);
-            free(m.vals);
+            rs_xfree(nodes);
+            rs_xfree(m.keys);
+            rs_xfree(m.vals);
             return NULL;
         }
         const rs_group *R = &G->groups[c->cycle - 1];
@@ -2466,7 +2483,7 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
                 }
             }
         }
-        free(depth);
+        rs_xfree(depth);
         char d[500];
         snprintf(title, sizeof title, "%s, depth %ld%s", rs_describe(h, focus, d, sizeof d),
                  c->depth, c->backrefs ? ", with referrers" : "");
@@ -2545,9 +2562,9 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
         nroot++;
     }
     sb_puts(&dot, "}\n");
-    free(nodes);
-    free(m.keys);
-    free(m.vals);
+    rs_xfree(nodes);
+    rs_xfree(m.keys);
+    rs_xfree(m.vals);
     json_t *o = json_object();
     jset(o, "command", json_string("graph"));
     if (note && note[0])
@@ -2556,7 +2573,7 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
     jset(o, "nodes", jn);
     jset(o, "edges", je);
     jset(o, "dot", jstr(dot.s));
-    free(dot.s);
+    rs_xfree(dot.s);
     add_warnings(h, o);
     return o;
 }
@@ -2743,8 +2760,8 @@ static void check_arenas(rs_heap *h, problems *P, uint64_t *gnext, uint64_t *gpr
             problem(P, h, a->address, RS_NONE, "arena",
                     "arena %zu: %u free pools recorded, %u found", i, a->nfreepools, nfree);
     }
-    free(buf);
-    free(tab);
+    rs_xfree(buf);
+    rs_xfree(tab);
     if (in_use != h->reg.alloc.arenas_in_use)
         problem(P, h, h->regaddr, RS_NONE, "registry",
                 "allocator statistics: %llu arenas in use, %llu in the arena table",
@@ -2819,7 +2836,7 @@ static void check_gen_lists(rs_heap *h, problems *P, const uint64_t *gnext, cons
         problem(P, h, h->regaddr, RS_NONE, "registry",
                 "collector: %llu objects tracked by the count, %llu by their flags",
                 (unsigned long long)h->reg.gc.tracked, (unsigned long long)ntracked);
-    free(seen);
+    rs_xfree(seen);
 }
 
 static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
@@ -2886,7 +2903,7 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
             problem(&P, h, a, v, "site", "site id %u is beyond the site table (%u sites)", site,
                     h->nsites);
     }
-    free(in_garbage);
+    rs_xfree(in_garbage);
     for (size_t k = 0; k < h->nbad; k++)
         check_bad_edge(h, &P, &h->bad[k]);
     if (h->nbad_total > h->nbad)
@@ -2927,9 +2944,9 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
     bool lists = !h->reg.gc.collecting;
     if (lists)
         check_gen_lists(h, &P, gnext, gprev, has_head);
-    free(gnext);
-    free(gprev);
-    free(has_head);
+    rs_xfree(gnext);
+    rs_xfree(gprev);
+    rs_xfree(has_head);
 
     json_t *o = json_object();
     jset(o, "command", json_string("check"));
@@ -3044,16 +3061,16 @@ RS_EXPORT void rs_snapshot_destroy(rs_snapshot *s)
     if (!s)
         return;
     for (size_t t = 0; t < s->ntypes; t++)
-        free(s->tnames[t]);
+        rs_xfree(s->tnames[t]);
     for (size_t k = 0; k < s->nsites; k++)
-        free(s->skeys[k]);
-    free(s->tnames);
-    free(s->skeys);
-    free(s->addr);
-    free(s->type);
-    free(s->site);
-    free(s->bytes);
-    free(s);
+        rs_xfree(s->skeys[k]);
+    rs_xfree(s->tnames);
+    rs_xfree(s->skeys);
+    rs_xfree(s->addr);
+    rs_xfree(s->type);
+    rs_xfree(s->site);
+    rs_xfree(s->bytes);
+    rs_xfree(s);
 }
 
 /* A small string -> index map for the diff's keys. */
@@ -3089,8 +3106,8 @@ static uint32_t sm_get_or_add(str_map *m, const char *k)
             m->keys[s] = ok[i];
             m->vals[s] = ov[i];
         }
-        free(ok);
-        free(ov);
+        rs_xfree(ok);
+        rs_xfree(ov);
     }
     size_t s = str_hash(k) & (m->cap - 1);
     while (m->keys[s]) {
@@ -3265,22 +3282,22 @@ static json_t *build_diff(rs_heap *h, const rs_snapshot *old, const cmdline *c)
     jset(o, "caveat", json_string("an object is the same if it has the same address, type and "
                                   "site; a freed object whose block was reused by a new object of "
                                   "the same type and site counts as old"));
-    free(tnames);
-    free(snames);
-    free(born);
-    free(trows);
-    free(srows);
-    free(old_t);
-    free(new_t);
-    free(old_s);
-    free(new_s);
+    rs_xfree(tnames);
+    rs_xfree(snames);
+    rs_xfree(born);
+    rs_xfree(trows);
+    rs_xfree(srows);
+    rs_xfree(old_t);
+    rs_xfree(new_t);
+    rs_xfree(old_s);
+    rs_xfree(new_s);
     for (size_t k = 0; k < nsites_new; k++)
-        free(new_skeys[k]);
-    free(new_skeys);
-    free(tm.keys);
-    free(tm.vals);
-    free(sm.keys);
-    free(sm.vals);
+        rs_xfree(new_skeys[k]);
+    rs_xfree(new_skeys);
+    rs_xfree(tm.keys);
+    rs_xfree(tm.vals);
+    rs_xfree(sm.keys);
+    rs_xfree(sm.vals);
     add_warnings(h, o);
     return o;
 }
@@ -3371,7 +3388,7 @@ static char *finish(json_t *o, const cmdline *c, void (*text)(sb *, const json_t
             memcpy(out, js, l);
         out[l] = '\n';
         out[l + 1] = 0;
-        free(js);
+        rs_xfree(js);
     } else {
         sb b = {0};
         text(&b, o);
@@ -3478,7 +3495,7 @@ RS_EXPORT char *rs_heap_report(rs_heap *h, const char *command_line, int *status
         out = usage_error(status, "unknown command '%s' (try 'help')", name);
     }
 done:
-    free(c.buf);
+    rs_xfree(c.buf);
     return out;
 }
 
@@ -3505,6 +3522,6 @@ RS_EXPORT char *rs_heap_diff(rs_heap *h, const rs_snapshot *old, const char *opt
         else
             out = finish(build_diff(h, old, &c), &c, text_diff);
     }
-    free(c.buf);
+    rs_xfree(c.buf);
     return out;
 }
