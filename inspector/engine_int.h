@@ -19,12 +19,13 @@
  *                  an index order is an address order
  *   edge           a strong reference found through a field table, from
  *                  one object to the start of another live object; edges
- *                  live in CSR arrays (out_off/out_dst/out_lab) and their
+ *                  live in CSR arrays (out_off/out_dst) and their
  *                  reverse (in_off/in_src: a source once per edge, sources
  *                  in index order, one source's in the order of its edges)
  *   label          (field index << 48) | element index: enough to print
- *                  `Node.next`, `list[3]`, `dict['key']` (dict keys and
- *                  closure cell names are read lazily, only for printing)
+ *                  `Node.next`, `list[3]`, `dict['key']`; found by decoding
+ *                  the source again when printed (rs_edge_lab), as dict
+ *                  keys and closure cell names are read only for printing
  *   root           something outside the heap that holds an object: a
  *                  registered root, the registry's own pointers (globals,
  *                  gc.garbage, finalizers), or what the front end adds
@@ -262,7 +263,11 @@ struct rs_heap {
     /* edges */
     size_t nedges;
     uint32_t *out_off, *out_dst;
-    uint64_t *out_lab;
+    /* edge labels are decoded again when asked for (rs_edge_lab): the
+     * labels of source lab_src's edges (RS_NONE: none yet) */
+    uint32_t lab_src;
+    uint64_t *lab_vals;
+    size_t lab_cap;
     uint32_t *in_off, *in_src;
     rs_weakedge *weak;
     size_t nweak;
@@ -308,6 +313,13 @@ size_t rs_read_mem(rs_heap *h, uint64_t addr, void *buf, size_t len);
 const char *rs_target_string(rs_heap *h, uint64_t addr);
 /* A copy of s owned by the heap. */
 const char *rs_intern(rs_heap *h, const char *s);
+
+/* The label of edge e (an index into out_dst) of object src. Labels are
+ * not kept after loading: the source is decoded again from the target's
+ * memory (the labels of the last source asked for are cached). A label
+ * that cannot be found again (a live target that ran since) names field
+ * 0xFFFF, printed "Type.?". */
+uint64_t rs_edge_lab(rs_heap *h, uint32_t src, uint32_t e);
 
 /* Object index of the object starting at addr, or RS_NONE. */
 uint32_t rs_find_object(const rs_heap *h, uint64_t addr);

@@ -578,6 +578,7 @@ typedef struct load_state {
     uint32_t last_type_idx;
     uint64_t last_type_addr;
     bool warned_array, warned_inline;
+    bool quiet;      /* decoding again for labels (relabel): no warnings, no accounting */
 } load_state;
 
 #define EXT_FLUSH_COUNT 65536u
@@ -660,7 +661,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                        uint64_t got)
 {
     uint64_t need = ext_len(r);
-    if (got < need) {
+    if (got < need && !L->quiet) {
         char d[400];
         rs_warn(h, "%s: %s buffer at 0x%llx: only %llu of %llu bytes readable",
                 rs_describe(h, r->src, d, sizeof d),
@@ -801,7 +802,8 @@ static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, u
                 }
                 break;
             }
-            h->bytes[idx] += n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
+            if (!L->quiet)
+                h->bytes[idx] += n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
             ext_queue(h, L, p, n, idx, k, f->kind);
             break;
         }
@@ -905,6 +907,26 @@ static int large_cmp(const void *a, const void *b)
     return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+/* How much of a large object (objmax bytes, the first `have` of them at
+ * ob) its field table needs: the fixed fields and the inline arrays. */
+static uint64_t large_need(const rs_type *t, const unsigned char *ob, size_t have,
+                           uint64_t objmax)
+{
+    uint64_t need = t->fixed_extent;
+    for (uint32_t k = 0; k < t->nfields; k++) {
+        const rs_field *f = &t->fields[k];
+        if ((f->kind == RC_FIELD_INLINE_ARRAY || f->kind == RC_FIELD_NAMED_ARRAY) &&
+            (uint64_t)f->len_offset + 8 <= have) {
+            uint64_t n = ld64(ob + f->len_offset);
+            if (n > RS_MAX_ARRAY)
+                n = RS_MAX_ARRAY;
+            if ((uint64_t)f->offset + n * 8 > need)
+                need = (uint64_t)f->offset + n * 8;
+        }
+    }
+    return need > objmax ? objmax : need;
+}
+
 static void scan_large(rs_heap *h, load_state *L)
 {
     uint64_t sentinel = h->regaddr + offsetof(rc_registry, large);
@@ -955,24 +977,8 @@ static void scan_large(rs_heap *h, load_state *L)
                 lo.refcnt = refcnt;
                 lo.info = info;
                 lo.tidx = type_of(h, L, taddr);
-                uint64_t objmax = hd.size - head;
-                /* How much of the object the field table needs. */
-                const rs_type *t = &h->types[lo.tidx];
-                uint64_t need = t->fixed_extent;
                 size_t have = got - sizeof(rc_large) - head;
-                for (uint32_t k = 0; k < t->nfields; k++) {
-                    const rs_field *f = &t->fields[k];
-                    if ((f->kind == RC_FIELD_INLINE_ARRAY || f->kind == RC_FIELD_NAMED_ARRAY) &&
-                        (uint64_t)f->len_offset + 8 <= have) {
-                        uint64_t n = ld64(ob + f->len_offset);
-                        if (n > RS_MAX_ARRAY)
-                            n = RS_MAX_ARRAY;
-                        if ((uint64_t)f->offset + n * 8 > need)
-                            need = (uint64_t)f->offset + n * 8;
-                    }
-                }
-                if (need > objmax)
-                    need = objmax;
+                uint64_t need = large_need(&h->types[lo.tidx], ob, have, hd.size - head);
                 lo.data = rs_xmalloc(need ? need : 1);
                 if (need <= have) {
                     memcpy(lo.data, ob, need);
@@ -1486,7 +1492,7 @@ static void build_edges(rs_heap *h, load_state *L)
         w = total;
     }
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
-    h->out_lab = rs_xrealloc(lab, (w ? w : 1) * sizeof *lab);
+    rs_xfree(lab); /* labels are decoded again when printed (rs_edge_lab) */
     h->nedges = off[n];
     rs_xfree(L->xe.dst);
     rs_xfree(L->xe.lab);
@@ -1537,6 +1543,118 @@ static void build_edges(rs_heap *h, load_state *L)
     rs_xfree(L->wk_lab);
     L->wk_src = NULL;
     L->wk_dst = L->wk_lab = NULL;
+}
+
+/* ---- edge labels, decoded again --------------------------------------------------------- */
+
+/*
+ * Labels (8 bytes an edge, 20 MB at a million objects) are needed only to
+ * print a few edges, so the load drops them once the edges are merged, and
+ * rs_edge_lab finds them again: it decodes the source as the load did (the
+ * same bytes, the same field order, the same resolution; buffers read
+ * directly) and checks that the edges it finds are the loaded ones. The
+ * labels of the last source asked for are kept (a report prints the edges
+ * of one object in a row).
+ */
+static void relabel(rs_heap *h, uint32_t src)
+{
+    uint32_t a = h->out_off[src], n = h->out_off[src + 1] - a;
+    rs_grow(&h->lab_vals, &h->lab_cap, n ? n : 1, sizeof *h->lab_vals);
+    h->lab_src = src;
+    for (uint32_t k = 0; k < n; k++)
+        h->lab_vals[k] = RS_LAB(0xFFFF, 0);
+    if (!n)
+        return;
+
+    /* the object's bytes, as scan_pool / scan_large had them */
+    const rs_type *t = rs_obj_type(h, src);
+    uint64_t blk = h->blk[src], head = t->gc ? sizeof(rc_gchead) : 0;
+    bool large = blk > RC_SMALL_MAX;
+    uint64_t frame = head + (large ? sizeof(rc_large) : 0);
+    if (blk <= frame || blk == UINT32_MAX)
+        return;
+    uint64_t avail = blk - frame;
+    unsigned char *copy = NULL;
+    uint64_t nreads = h->nreads, bytes_read = h->bytes_read;
+    if (large) {
+        unsigned char first[1024]; /* scan_large read 1024 bytes from the header */
+        size_t want = sizeof first - (size_t)head;
+        size_t have = rs_read_mem(h, h->addr[src], first, avail < want ? (size_t)avail : want);
+        avail = large_need(t, first, have, avail);
+    }
+    const unsigned char *bytes = view_mem(h, h->addr[src], (size_t)avail);
+    if (!bytes) {
+        copy = rs_xmalloc((size_t)avail);
+        avail = rs_read_mem(h, h->addr[src], copy, (size_t)avail);
+        bytes = copy;
+    }
+
+    load_state L;
+    memset(&L, 0, sizeof L);
+    L.quiet = L.warned_array = L.warned_inline = true;
+    L.last_type_idx = RS_NONE;
+    decode_object(h, &L, src, bytes, (size_t)avail);
+    ext_flush(h, &L);
+    h->nreads = nreads;
+    h->bytes_read = bytes_read;
+    rs_xfree(copy);
+
+    /* resolve; merge the inline edges and the buffers' by label (each in
+     * label order already, the runs once sorted by field) */
+    RS_QSORT(L.runs, L.nruns, sizeof *L.runs, run_cmp);
+    arena_cache c = {{NULL, NULL}};
+    size_t i = 0, r = 0, x = L.nruns ? L.runs[0].first : 0, k = 0;
+    bool ok = true;
+    for (;;) {
+        while (i < L.raw.n && find_object(h, L.raw.dst[i], &c) == RS_NONE)
+            i++;
+        uint32_t xd = RS_NONE;
+        while (r < L.nruns) {
+            if (x == L.runs[r].first + L.runs[r].n) {
+                if (++r < L.nruns)
+                    x = L.runs[r].first;
+                continue;
+            }
+            xd = find_object(h, L.xe.dst[x], &c);
+            if (xd != RS_NONE)
+                break;
+            x++;
+        }
+        bool have_i = i < L.raw.n, have_x = r < L.nruns;
+        if (!have_i && !have_x)
+            break;
+        bool inl = have_i && (!have_x || L.raw.lab[i] < L.xe.lab[x]);
+        uint32_t d = inl ? find_object(h, L.raw.dst[i], &c) : xd;
+        uint64_t lab = inl ? L.raw.lab[i++] : L.xe.lab[x++];
+        if (k >= n || h->out_dst[a + k] != d) {
+            ok = false;
+            break;
+        }
+        h->lab_vals[k++] = lab;
+    }
+    if (!ok || k != n)
+        for (k = 0; k < n; k++)
+            h->lab_vals[k] = RS_LAB(0xFFFF, 0);
+    rs_xfree(L.raw.dst);
+    rs_xfree(L.raw.lab);
+    rs_xfree(L.xe.dst);
+    rs_xfree(L.xe.lab);
+    rs_xfree(L.runs);
+    rs_xfree(L.batches);
+    rs_xfree(L.wk_src);
+    rs_xfree(L.wk_dst);
+    rs_xfree(L.wk_lab);
+    rs_xfree(L.ext);
+    rs_xfree(L.buf);
+}
+
+uint64_t rs_edge_lab(rs_heap *h, uint32_t src, uint32_t e)
+{
+    if (src >= h->nobj || e < h->out_off[src] || e >= h->out_off[src + 1])
+        return RS_LAB(0xFFFF, 0);
+    if (h->lab_src != src)
+        relabel(h, src);
+    return h->lab_vals[e - h->out_off[src]];
 }
 
 /* ---- roots -------------------------------------------------------------------------------- */
@@ -1724,6 +1842,7 @@ RS_EXPORT rs_heap *rs_heap_new(rs_memory mem, uint64_t registry, rs_error *err)
     h->mem = mem;
     h->regaddr = registry;
     h->obj_globals = h->obj_garbage = h->obj_finalizers = RS_NONE;
+    h->lab_src = RS_NONE;
     return h;
 }
 
@@ -1792,7 +1911,7 @@ RS_EXPORT void rs_heap_free(rs_heap *h)
     rs_xfree(h->large_idx);
     rs_xfree(h->out_off);
     rs_xfree(h->out_dst);
-    rs_xfree(h->out_lab);
+    rs_xfree(h->lab_vals);
     rs_xfree(h->in_off);
     rs_xfree(h->in_src);
     rs_xfree(h->weak);

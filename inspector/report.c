@@ -550,7 +550,7 @@ static uint32_t resolve_obj(rs_heap *h, const char *s, char *note, size_t notesi
         uint32_t g = h->obj_globals;
         for (uint32_t e = h->out_off[g]; e < h->out_off[g + 1]; e++) {
             char lab[600];
-            rs_edge_label(h, g, h->out_lab[e], false, lab, sizeof lab);
+            rs_edge_label(h, g, rs_edge_lab(h, g, e), false, lab, sizeof lab);
             /* lab is "globals['name']" */
             size_t ll = strlen(lab);
             if (ll > 11 && !strncmp(lab + 9, k, ll - 11) && strlen(k) == ll - 11)
@@ -564,7 +564,7 @@ static uint32_t resolve_obj(rs_heap *h, const char *s, char *note, size_t notesi
 /* Text of a referrer/referent label for an edge index. */
 static const char *edge_label(rs_heap *h, uint32_t e, uint32_t src, char *buf, size_t size)
 {
-    return rs_edge_label(h, src, h->out_lab[e], false, buf, size);
+    return rs_edge_label(h, src, rs_edge_lab(h, src, e), false, buf, size);
 }
 
 /* Objects by type / by site histograms. */
@@ -1547,7 +1547,7 @@ static json_t *build_garbage(rs_heap *h, const cmdline *c)
         if ((size_t)(e - a) >= show)
             continue;
         json_t *y = json_object();
-        jset(y, "index", jint(RS_LAB_ELEM(h->out_lab[e])));
+        jset(y, "index", jint(RS_LAB_ELEM(rs_edge_lab(h, gl, e))));
         jset(y, "object", jobj(h, v));
         jset(y, "reason", json_string(reason));
         jset(y, "detail", jstr(detail));

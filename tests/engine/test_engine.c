@@ -921,6 +921,84 @@ Test(engine, check_finds_corruption)
     b->ob_base.ob_refcnt = 1;
 }
 
+/* ---- edge labels, decoded again when printed ---------------------------------------------- */
+
+static rc_object *labelled;
+
+/* The engine keeps no labels after loading; it decodes the source again
+ * when it prints one (rs_edge_lab). Sources of every shape: a tuple too
+ * big for the pools (the large-object list), a list buffer, a dict. And
+ * when the memory no longer says what was loaded (a live target that ran
+ * since), the label says it does not know rather than naming a wrong slot. */
+Test(engine, labels_decoded_again)
+{
+    rc_object *items[100];
+    for (int i = 0; i < 100; i++)
+        items[i] = rc_int(1000 + i);
+    rc_object *tup = rc_tuple_newv_at(RC_HERE, 100, items);
+    rc_object *d = rc_dict_new();
+    rc_dict_set(d, "alpha", items[3]);
+    rc_dict_set(d, "beta", items[4]);
+    labelled = rc_list_new();
+    rc_list_append(labelled, tup);
+    rc_list_append(labelled, d);
+    rc_root_add(&labelled, "labelled");
+    cr_assert_gt(rc_sizeof(tup), 512, "the tuple is a large object");
+
+    rs_heap *h = load_heap();
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(items[57]));
+    json_t *j = report(h, cmd, NULL);
+    json_t *rr = json_object_get(j, "referrers");
+    cr_assert_eq(json_array_size(rr), 1);
+    cr_assert_str_eq(jstr(json_array_get(rr, 0), "label"), "tuple[57]");
+    json_decref(j);
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(tup));
+    j = report(h, cmd, NULL);
+    json_t *re = json_object_get(j, "referents");
+    cr_assert_eq(json_array_size(re), 100);
+    for (size_t k = 0; k < 100; k += 33) {
+        char want[32];
+        snprintf(want, sizeof want, "tuple[%zu]", k);
+        cr_assert_str_eq(jstr(json_array_get(re, k), "label"), want);
+        cr_assert_eq(jaddr(json_object_get(json_array_get(re, k), "object")), (uintptr_t)items[k]);
+    }
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "referrers"), 0), "label"), "list[0]");
+    json_decref(j);
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(items[4]));
+    j = report(h, cmd, NULL);
+    rr = json_object_get(j, "referrers");
+    cr_assert_eq(json_array_size(rr), 2);
+    const char *l0 = jstr(json_array_get(rr, 0), "label"), *l1 = jstr(json_array_get(rr, 1), "label");
+    cr_assert((!strcmp(l0, "tuple[4]") && !strcmp(l1, "dict['beta']")) ||
+                  (!strcmp(l1, "tuple[4]") && !strcmp(l0, "dict['beta']")),
+              "labels %s, %s", l0, l1);
+    json_decref(j);
+
+    /* the tuple's slot 57 now holds item 58: its referrer label is unknown */
+    rc_object **slot = NULL;
+    for (rc_object **p = (rc_object **)(void *)tup; p < (rc_object **)(void *)tup + 200; p++)
+        if (*p == items[57]) {
+            slot = p;
+            break;
+        }
+    cr_assert_not_null(slot);
+    *slot = items[58];
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(items[57]));
+    j = report(h, cmd, NULL);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "referrers"), 0), "label"), "tuple.?");
+    json_decref(j);
+    *slot = items[57];
+    rs_heap_free(h);
+
+    rc_root_remove(&labelled);
+    rc_decref(labelled);
+    rc_decref(tup);
+    rc_decref(d);
+    for (int i = 0; i < 100; i++)
+        rc_decref(items[i]);
+}
+
 /* ---- diff ---------------------------------------------------------------------------------------- */
 
 static rc_object *growing;
