@@ -9,11 +9,11 @@
  *     the engine fills ~130 MB of tables, and with 4 KiB pages the page
  *     faults alone (entry, allocation, accounting, clearing; 40 000 of
  *     them) were a third of its CPU time (tests/bench, workload 7);
- *   - are kept when freed, populated, for the next table: an analysis
- *     frees its temporaries and the next one allocates its own of the same
- *     sizes. glibc would unmap them (they are above its mmap threshold) and
- *     fault fresh pages in again. rs_tables_trim() (rs_heap_free calls it)
- *     gives the kept ones back;
+ *   - are kept when freed (up to MAX_KEPT_BYTES), populated, for the next
+ *     table: an analysis frees its temporaries and the next one allocates
+ *     its own of the same sizes. glibc would unmap them (they are above its
+ *     mmap threshold) and fault fresh pages in again. rs_tables_trim()
+ *     (rs_heap_free calls it) gives the kept ones back;
  *   - grow by mremap, which moves page tables, not bytes.
  *
  * Which pointer is whose: the live mappings are listed (there are tens, not
@@ -55,6 +55,10 @@ static _Noreturn void oom(size_t n)
 #define BIG_MIN ((size_t)1 << 20)  /* a table at least this big gets its own mapping */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define MAX_KEPT 64                /* freed mappings kept, at most */
+/* and their bytes, at most: beyond it a freed table's pages go back to the
+ * system (at 10M objects keeping all of them raised the peak RSS by 200 MB
+ * for no measurable time; at 1M less than this is ever kept) */
+#define MAX_KEPT_BYTES ((size_t)64 << 20)
 
 typedef struct mapping {
     unsigned char *base;
@@ -66,7 +70,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mapping *live;              /* handed out */
 static size_t nlive, caplive;
 static mapping kept[MAX_KEPT];     /* freed, populated, for the next table */
-static size_t nkept;
+static size_t nkept, kept_bytes;
 static uintptr_t live_lo = UINTPTR_MAX, live_hi; /* bounds of every mapping ever live */
 
 static size_t round_len(size_t n)
@@ -134,7 +138,12 @@ static void add_live(mapping m)
 /* Give back mapping m: keep it for the next table, or unmap it. Locked. */
 static void retire(mapping m)
 {
-    if (nkept == MAX_KEPT) { /* unmap the smallest kept (or m) */
+    if (m.len > MAX_KEPT_BYTES) {
+        munmap(m.base, m.len);
+        return;
+    }
+    /* make room: unmap the smallest kept ones, unless m is smaller */
+    while (nkept == MAX_KEPT || kept_bytes + m.len > MAX_KEPT_BYTES) {
         size_t s = 0;
         for (size_t i = 1; i < nkept; i++)
             if (kept[i].len < kept[s].len)
@@ -144,9 +153,11 @@ static void retire(mapping m)
             return;
         }
         munmap(kept[s].base, kept[s].len);
+        kept_bytes -= kept[s].len;
         kept[s] = kept[--nkept];
     }
     kept[nkept++] = m;
+    kept_bytes += m.len;
 }
 
 /* A mapping for n bytes (n >= BIG_MIN), zeroed if zero. Locked. */
@@ -166,6 +177,7 @@ static void *big_alloc(size_t n, bool zero)
         size_t k = best != SIZE_MAX ? best : largest;
         m = kept[k];
         kept[k] = kept[--nkept];
+        kept_bytes -= m.len;
         if (m.len < len) {
             unsigned char *p = mremap(m.base, m.len, len, MREMAP_MAYMOVE);
             if (p == MAP_FAILED) {
@@ -295,6 +307,7 @@ void rs_tables_trim(void)
     for (size_t i = 0; i < nkept; i++)
         munmap(kept[i].base, kept[i].len);
     nkept = 0;
+    kept_bytes = 0;
     if (!nlive) {
         free(live);
         live = NULL;
