@@ -28,7 +28,9 @@
  * raw addresses' own bytes). Those of queued buffers (list items, dict
  * entries) come later, one run per buffer: resolved in place the same way,
  * the runs sorted by source and field, and merged in by label. The reverse
- * CSR is built from the result. Pointers to no live object start are kept
+ * CSR is built from the result. The labels go then: they are needed only
+ * to print an edge, and rs_edge_lab decodes its source again for that.
+ * Pointers to no live object start are kept
  * apart as bad edges for `check`, in the order they were decoded. (Every
  * table here is fresh memory, and faulting its pages in costs as much as
  * a good part of the decoding: no edge array is copied that can be
