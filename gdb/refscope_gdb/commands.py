@@ -67,7 +67,8 @@ def current_heap(cmd):
         target = engine.target()
         root_list = roots.all_roots(memory, target, _registry_range(registry))
         heap = engine.Heap(memory, registry, root_list,
-                           target.symbolize if target is not None else None)
+                           target.symbolize if target is not None else None,
+                           core=engine.open_core_file())
     except engine.EngineError as e:
         raise gdb.GdbError("%s: %s" % (cmd, e))
     except KeyboardInterrupt:

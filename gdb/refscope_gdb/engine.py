@@ -139,6 +139,8 @@ def _bind(lib):
     # Optional: without it the plugin asks GDB instead.
     optional = {
         "rs_open_memory": (vp, [_RsMemory, ctypes.POINTER(_RsModuleSpec), sz, err]),
+        "rs_open_core": (vp, [cp, cp, err]),
+        "rs_target_memory": (_RsMemory, [vp]),
         "rs_close": (None, [vp]),
         "rs_pointer_slots": (ci, [vp, cp, ctypes.POINTER(ctypes.POINTER(_RsSlot)),
                                   ctypes.POINTER(sz), err]),
@@ -486,18 +488,70 @@ class Snapshot:
             self.ptr = None
 
 
+class CoreFile:
+    """A core file GDB has loaded, opened by the engine's own core reader:
+    the heap is then read in place from the mapped file (rs_memory_view)
+    instead of copied out through gdb.Inferior.read_memory, as the refscope
+    command reads it. Only for the heap's bytes; roots, stacks and printers
+    still ask GDB."""
+
+    def __init__(self, lib, ptr):
+        self.lib = lib
+        self.ptr = ptr
+        self.memory = lib.rs_target_memory(ptr)
+
+    def close(self):
+        if self.ptr:
+            self.lib.rs_close(self.ptr)
+            self.ptr = None
+
+    def __del__(self):
+        self.close()
+
+
+_CORE_RE = None
+
+
+def open_core_file():
+    """CoreFile of the core the selected inferior is, or None (a live
+    process, no target layer, or a core the engine cannot open: then the
+    heap is read through GDB)."""
+    global _CORE_RE
+    lib = library()
+    if not getattr(lib, "has_target_layer", False) or gdb.selected_inferior().pid == 0 \
+            and not _has_core():
+        return None
+    try:
+        out = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    if _CORE_RE is None:
+        import re
+        _CORE_RE = re.compile(r"Local core dump file:\s*`(.+?)', file type")
+    m = _CORE_RE.search(out)
+    if not m or not os.path.isfile(m.group(1)):
+        return None
+    exe = gdb.current_progspace().filename
+    err = _RsError()
+    ptr = lib.rs_open_core(m.group(1).encode("utf-8", "surrogateescape"),
+                           exe.encode("utf-8", "surrogateescape") if exe else None,
+                           ctypes.byref(err))
+    return CoreFile(lib, ptr) if ptr else None
+
+
 class Heap:
     """The engine's view of the inferior's heap at one stop."""
 
-    def __init__(self, memory, registry, roots=(), symbolizer=None):
+    def __init__(self, memory, registry, roots=(), symbolizer=None, core=None):
         self.lib = library()
         self.registry = registry
         self.memory = memory
         self.symbolizer = symbolizer or describe_pc
-        # Keep the callbacks alive as long as the engine may call them.
+        # Keep the callbacks (and the core) alive as long as the engine may use them.
         self._read_cb = _READ_FN(self._read)
         self._sym_cb = _SYMBOLIZE_FN(self._symbolize)
-        mem = _RsMemory(self._read_cb, None)
+        self.core = core
+        mem = core.memory if core is not None else _RsMemory(self._read_cb, None)
         err = _RsError()
         self.ptr = self.lib.rs_heap_new(mem, registry, ctypes.byref(err))
         if not self.ptr:
@@ -544,6 +598,10 @@ class Heap:
         if getattr(self, "ptr", None):
             self.lib.rs_heap_free(self.ptr)
             self.ptr = None
+        core = getattr(self, "core", None)
+        if core is not None:
+            core.close()
+            self.core = None
 
     def __del__(self):
         self.free()

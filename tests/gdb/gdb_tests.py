@@ -279,14 +279,18 @@ def scenario_core(t):
     if not t.ok(core is not None, "a core of leaky was written"):
         return
     try:
-        text, sec = run_gdb(["info target"] + EVERY_COMMAND + ["heap-refs $node_addr"], core=core,
-                            setup=("frame function main",
-                                   "set $node_addr = (long) node"))
+        reader = ("python from refscope_gdb import commands as _c; h = _c._state['heap']; "
+                  "print('engine core reader: %s' % (h is not None and h.core is not None))")
+        text, sec = run_gdb(["info target"] + EVERY_COMMAND + ["heap-refs $node_addr", reader],
+                            core=core, setup=("frame function main",
+                                              "set $node_addr = (long) node"))
         if not t.has(sec.get("info target", ""), r"core dump", "gdb loaded the core"):
             print("#   core %s: %s bytes" % (core, os.path.getsize(core) if os.path.exists(core) else "no"))
             print("#   " + "\n#   ".join(text.splitlines()[:30]))
         check_reports(t, sec, "core:")
         t.has(sec.get("heap-refs $node_addr", ""), r"Node@0x", "core: OBJ may be a convenience variable")
+        t.has(sec.get(reader, ""), r"engine core reader: True",
+              "core: the heap is read in place by the engine's core reader, not copied through GDB")
         t.lacks(text, r"Traceback", "core: no Python traceback")
         t.lacks(text, r"internal error", "core: no internal error")
     finally:
