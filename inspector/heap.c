@@ -1558,6 +1558,27 @@ static void build_edges(rs_heap *h, load_state *L)
  * labels of the last source asked for are kept (a report prints the edges
  * of one object in a row).
  */
+/* Free what a load_state still holds (the load frees most of it on the way,
+ * as soon as it is done with it, and sets the pointers to NULL). */
+static void load_state_free(load_state *L)
+{
+    for (size_t i = L->large_pos; i < L->nlarge; i++)
+        rs_xfree(L->large[i].data);
+    rs_xfree(L->large);
+    rs_xfree(L->raw.dst);
+    rs_xfree(L->raw.lab);
+    rs_xfree(L->xe.dst);
+    rs_xfree(L->xe.lab);
+    rs_xfree(L->runs);
+    rs_xfree(L->batches);
+    rs_xfree(L->wk_src);
+    rs_xfree(L->wk_dst);
+    rs_xfree(L->wk_lab);
+    rs_xfree(L->ext);
+    rs_xfree(L->buf);
+    memset(L, 0, sizeof *L);
+}
+
 static void relabel(rs_heap *h, uint32_t src)
 {
     uint32_t a = h->out_off[src], n = h->out_off[src + 1] - a;
@@ -1637,17 +1658,7 @@ static void relabel(rs_heap *h, uint32_t src)
     if (!ok || k != n)
         for (k = 0; k < n; k++)
             h->lab_vals[k] = RS_LAB(0xFFFF, 0);
-    rs_xfree(L.raw.dst);
-    rs_xfree(L.raw.lab);
-    rs_xfree(L.xe.dst);
-    rs_xfree(L.xe.lab);
-    rs_xfree(L.runs);
-    rs_xfree(L.batches);
-    rs_xfree(L.wk_src);
-    rs_xfree(L.wk_dst);
-    rs_xfree(L.wk_lab);
-    rs_xfree(L.ext);
-    rs_xfree(L.buf);
+    load_state_free(&L);
 }
 
 uint64_t rs_edge_lab(rs_heap *h, uint32_t src, uint32_t e)
@@ -2022,11 +2033,15 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
     rs_xfree(L.large);
     rs_xfree(L.ext);
     rs_xfree(L.buf);
+    L.large = NULL;
+    L.nlarge = L.large_pos = 0;
+    L.ext = NULL;
+    L.buf = NULL;
     if (h->nobj >= RS_MAX_OBJECTS)
         rs_warn(h, "more than %u objects: the rest are not loaded", RS_MAX_OBJECTS);
 
     build_edges(h, &L);
-    rs_xfree(L.batches);
+    load_state_free(&L);
     if (progress)
         progress(ctx, "edges", h->nedges, h->nedges);
     if (h->nbad_total)

@@ -51,8 +51,10 @@ static _Noreturn void oom(size_t n)
 }
 
 #ifndef RS_TABLES_PLAIN
-
 #define BIG_MIN ((size_t)1 << 20)  /* a table at least this big gets its own mapping */
+#else
+#define BIG_MIN SIZE_MAX           /* none: nothing is ever mapped here */
+#endif
 #define HUGE_PAGE ((size_t)2 << 20)
 #define MAX_KEPT 64                /* freed mappings kept, at most */
 /* and their bytes, at most: beyond it a freed table's pages go back to the
@@ -318,37 +320,6 @@ void rs_tables_trim(void)
     pthread_mutex_unlock(&lock);
 }
 
-#else /* RS_TABLES_PLAIN */
-
-void *rs_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-void *rs_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        oom(n * size);
-    return p;
-}
-
-void *rs_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        oom(n);
-    return p;
-}
-
-void rs_xfree(void *p) { free(p); }
-
-void rs_tables_trim(void) {}
-
-#endif
 
 char *rs_xstrdup(const char *s)
 {
