@@ -547,11 +547,54 @@ typedef struct ext_batch {
 } ext_batch;
 
 /* Raw edges as decoded: target address and label, growing, cut at
- * RS_MAX_EDGES. */
+ * RS_MAX_EDGES. One word an edge (half what the pair took: at a million
+ * objects the raw edges were the largest table the load filled). A target
+ * 16-aligned below 2^47 -- every object head is -- is packed with its
+ * label; anything else (a bad pointer, a label too big) is kept exactly on
+ * the side, the word being bit 63 | its index in esc_dst/esc_lab.
+ *
+ *   inline edges (L->raw), a label of field < 64 and element < 2^14:
+ *     bit 63: 0 | bits 49..62: element | 43..48: field | 0..42: target >> 4
+ *   buffer edges (L->xe): the field is the run's, and a run's elements
+ *   ascend, so the word keeps the gap since the last one (< 2^20: the
+ *   NULL items skipped) and labels are found walking the run (xe_lab):
+ *     bit 63: 0 | bits 43..62: gap | 0..42: target >> 4
+ */
 typedef struct edge_vec {
-    uint64_t *dst, *lab;
+    uint64_t *w;
     size_t n, cap;
+    uint64_t *esc_dst, *esc_lab;
+    size_t nesc, capesc;
 } edge_vec;
+
+#define EV_ESC ((uint64_t)1 << 63)
+
+static inline uint64_t ev_dst(const edge_vec *v, size_t e)
+{
+    uint64_t w = v->w[e];
+    return w & EV_ESC ? v->esc_dst[w & ~EV_ESC] : (w & (((uint64_t)1 << 43) - 1)) << 4;
+}
+
+/* The label of inline edge e. */
+static inline uint64_t ev_lab(const edge_vec *v, size_t e)
+{
+    uint64_t w = v->w[e];
+    return w & EV_ESC ? v->esc_lab[w & ~EV_ESC] : RS_LAB((w >> 43) & 63, (w >> 49) & 0x3FFF);
+}
+
+/* The label of buffer edge e of a run of field `field`, *prev being the
+ * element of the run's edge before it (UINT64_MAX before the first). */
+static inline uint64_t xe_lab(const edge_vec *v, size_t e, uint32_t field, uint64_t *prev)
+{
+    uint64_t w = v->w[e];
+    if (w & EV_ESC) {
+        uint64_t lab = v->esc_lab[w & ~EV_ESC];
+        *prev = RS_LAB_ELEM(lab);
+        return lab;
+    }
+    *prev += 1 + (w >> 43);
+    return RS_LAB(field, *prev);
+}
 
 typedef struct load_state {
     /* raw strong edges of the objects themselves, in object order (object
@@ -602,32 +645,58 @@ static __attribute__((noinline)) bool edge_vec_grow(load_state *L, edge_vec *v, 
     size_t cap = v->cap ? v->cap * 2 : first_cap;
     if (cap > RS_MAX_EDGES)
         cap = RS_MAX_EDGES;
-    v->dst = rs_xrealloc(v->dst, cap * sizeof *v->dst);
-    v->lab = rs_xrealloc(v->lab, cap * sizeof *v->lab);
+    v->w = rs_xrealloc(v->w, cap * sizeof *v->w);
     v->cap = cap;
     return true;
 }
 
-static inline void edge_vec_push(load_state *L, edge_vec *v, size_t first_cap, uint64_t dst,
-                                 uint64_t lab)
+static __attribute__((noinline)) uint64_t edge_vec_escape(edge_vec *v, uint64_t dst, uint64_t lab)
 {
-    if (v->n == v->cap && !edge_vec_grow(L, v, first_cap))
-        return;
-    v->dst[v->n] = dst;
-    v->lab[v->n] = lab;
-    v->n++;
+    if (v->nesc == v->capesc) {
+        size_t cap = v->capesc ? v->capesc * 2 : 64;
+        v->esc_dst = rs_xrealloc(v->esc_dst, cap * sizeof *v->esc_dst);
+        v->esc_lab = rs_xrealloc(v->esc_lab, cap * sizeof *v->esc_lab);
+        v->capesc = cap;
+    }
+    v->esc_dst[v->nesc] = dst;
+    v->esc_lab[v->nesc] = lab;
+    return EV_ESC | v->nesc++;
 }
+
+#define EV_PACKABLE(dst) (((dst) & 15) == 0 && (dst) < ((uint64_t)1 << 47))
 
 /* An edge of the object decoded last. Inline: once per reference. */
 static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
 {
-    edge_vec_push(L, &L->raw, 65536, dst, lab);
+    edge_vec *v = &L->raw;
+    if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
+        return;
+    uint64_t f = RS_LAB_FIELD(lab), el = RS_LAB_ELEM(lab);
+    v->w[v->n++] = EV_PACKABLE(dst) && f < 64 && el < 0x4000 ? dst >> 4 | f << 43 | el << 49
+                                                               : edge_vec_escape(v, dst, lab);
 }
 
-/* An edge of the queued buffer being decoded (ext_decode). */
-static inline void ext_edge(load_state *L, uint64_t dst, uint64_t lab)
+/* Item `elem` of the queued buffer being decoded (ext_decode), *prev the
+ * element of the buffer's edge before it (UINT64_MAX before the first). */
+static inline void ext_edge(load_state *L, uint64_t dst, uint32_t field, uint64_t elem,
+                            uint64_t *prev)
 {
-    edge_vec_push(L, &L->xe, 4096, dst, lab);
+    edge_vec *v = &L->xe;
+    if (v->n == v->cap && !edge_vec_grow(L, v, 4096))
+        return;
+    uint64_t gap = elem - *prev - 1;
+    *prev = elem;
+    v->w[v->n++] = EV_PACKABLE(dst) && gap < ((uint64_t)1 << 20)
+                       ? dst >> 4 | gap << 43
+                       : edge_vec_escape(v, dst, RS_LAB(field, elem));
+}
+
+static void edge_vec_free(edge_vec *v)
+{
+    rs_xfree(v->w);
+    rs_xfree(v->esc_dst);
+    rs_xfree(v->esc_lab);
+    memset(v, 0, sizeof *v);
 }
 
 static void weak_edge(load_state *L, uint32_t src, uint64_t dst, uint64_t lab)
@@ -672,6 +741,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                 (unsigned long long)need);
     }
     size_t first = L->xe.n;
+    uint64_t prev = UINT64_MAX;
     if (r->kind == RC_FIELD_DICT) {
         uint64_t n = got / sizeof(rc_dict_entry);
         if (n > r->n)
@@ -679,7 +749,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
             if (v)
-                ext_edge(L, v, RS_LAB(r->field, i));
+                ext_edge(L, v, r->field, i, &prev);
         }
     } else {
         uint64_t n = got / 8;
@@ -688,7 +758,7 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
         for (uint64_t i = 0; i < n; i++) {
             uint64_t v = ld64(p + i * 8);
             if (v)
-                ext_edge(L, v, RS_LAB(r->field, i));
+                ext_edge(L, v, r->field, i, &prev);
         }
     }
     if (L->xe.n > first) {
@@ -1352,25 +1422,26 @@ static int run_cmp(const void *a, const void *b)
 }
 
 /* Resolve the edges of queued buffers in place: object indexes over
- * xe.dst's own bytes (as build_edges does for the inline ones), the good
+ * xe.w's own bytes (as build_edges does for the inline ones), the good
  * edges of each run compacted to its front, empty runs dropped, the runs
  * sorted by (source, field). Bad ones go to *bad, with (in *bad_key) how
  * many inline edges had been decoded before them. Returns the good edges. */
 static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *nbad,
                           size_t **bad_key)
 {
-    unsigned char *xd = (unsigned char *)L->xe.dst;
+    unsigned char *xd = (unsigned char *)L->xe.w;
     arena_cache c = {{NULL, NULL}};
     size_t batch = 0, cap = 0, good = 0, nr = 0;
     for (size_t r = 0; r < L->nruns; r++) {
         ext_run R = L->runs[r];
         size_t w = R.first;
+        uint64_t prev = UINT64_MAX;
         for (size_t e = R.first; e < R.first + R.n; e++) {
-            uint64_t target = ld64(xd + e * 8);
+            uint64_t target = ev_dst(&L->xe, e);
+            uint64_t lab = xe_lab(&L->xe, e, R.field, &prev);
             uint32_t d = find_object(h, target, &c);
             if (d != RS_NONE) {
-                memcpy(xd + w * 4, &d, 4);
-                L->xe.lab[w++] = L->xe.lab[e];
+                memcpy(xd + w++ * 4, &d, 4);
                 continue;
             }
             while (batch + 1 < L->nbatches && L->batches[batch + 1].first <= e)
@@ -1379,7 +1450,7 @@ static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *n
             if (*nbad < 100000) {
                 rs_grow(bad, &cap, *nbad + 1, sizeof **bad);
                 *bad_key = rs_xrealloc(*bad_key, cap * sizeof **bad_key);
-                (*bad)[*nbad] = (rs_badedge){R.src, L->xe.lab[e], target};
+                (*bad)[*nbad] = (rs_badedge){R.src, lab, target};
                 (*bad_key)[(*nbad)++] = L->batches[batch].nraw;
             }
         }
@@ -1399,57 +1470,73 @@ static void build_edges(rs_heap *h, load_state *L)
     if (!h->out_off)
         h->out_off = rs_xmalloc(sizeof *h->out_off);
     uint32_t *off = h->out_off;
-
-    /* The inline edges: resolve, compacting the good ones in place: the
-     * labels in raw.lab itself, the object indexes over raw.dst's own bytes
-     * (index w goes to bytes 4w .. 4w+3, which held raw targets read
-     * already, as w <= e). off[i] turns from object i's first raw edge into
-     * its first good one. Bad ones are kept for `check` with their raw
-     * index (to order them with those of the buffers). */
-    unsigned char *dbytes = (unsigned char *)L->raw.dst;
-    uint64_t *lab = L->raw.lab;
     rs_badedge *ibad = NULL, *xbad = NULL;
     size_t nibad = 0, nxbad = 0, capibad = 0;
     size_t *ikey = NULL, *xkey = NULL;
+
+    /* The buffers' edges first (their runs sorted by source then). */
+    size_t xleft = L->xe.n ? ext_resolve(h, L, &xbad, &nxbad, &xkey) : 0;
+    const ext_run *runs = L->runs;
+
+    /* The inline edges: resolve, compacting the good ones in place, the
+     * object indexes over the raw words' own bytes (index w goes to bytes
+     * 4w .. 4w+3, which held raw words read already, as w <= e). off[i]
+     * turns from object i's first raw edge into its first good one. Bad
+     * ones are kept for `check` with their raw index (to order them with
+     * those of the buffers). The merge below needs the fields of the good
+     * inline edges of the sources that have buffers: those go to sfield,
+     * source after source. */
+    typedef struct sfield_t {
+        uint32_t src, field;
+    } sfield_t;
+    edge_vec *raw = &L->raw;
+    unsigned char *dbytes = (unsigned char *)raw->w;
+    sfield_t *sfield = NULL;
+    size_t nsf = 0, capsf = 0, rp = 0;
     size_t w = 0;
     arena_cache c = {{NULL, NULL}};
     for (size_t i = 0; i < n; i++) {
-        size_t a = off[i], b = i + 1 < n ? off[i + 1] : L->raw.n;
+        size_t a = off[i], b = i + 1 < n ? off[i + 1] : raw->n;
         off[i] = (uint32_t)w;
+        while (rp < L->nruns && runs[rp].src < i)
+            rp++;
+        bool merged = rp < L->nruns && runs[rp].src == i;
         for (size_t e = a; e < b; e++) {
-            uint64_t target = ld64(dbytes + e * 8);
+            uint64_t target = ev_dst(raw, e);
             uint32_t d = find_object(h, target, &c);
             if (d != RS_NONE) {
-                memcpy(dbytes + w * 4, &d, 4);
-                lab[w++] = lab[e];
+                if (merged) {
+                    rs_grow(&sfield, &capsf, nsf + 1, sizeof *sfield);
+                    sfield[nsf++] = (sfield_t){(uint32_t)i, RS_LAB_FIELD(ev_lab(raw, e))};
+                }
+                memcpy(dbytes + w++ * 4, &d, 4);
                 continue;
             }
             h->nbad_total++;
             if (nibad < 100000) {
                 rs_grow(&ibad, &capibad, nibad + 1, sizeof *ibad);
                 ikey = rs_xrealloc(ikey, capibad * sizeof *ikey);
-                ibad[nibad] = (rs_badedge){(uint32_t)i, lab[e], target};
+                ibad[nibad] = (rs_badedge){(uint32_t)i, ev_lab(raw, e), target};
                 ikey[nibad++] = e;
             }
         }
     }
     off[n] = (uint32_t)w;
     uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
-    L->raw.dst = L->raw.lab = NULL;
+    raw->w = NULL;
 
-    if (L->xe.n) {
+    if (xleft) {
         /* Merge each source's buffer edges in by label, in place from the
          * end: a source moves up by the buffer edges of the sources up to
-         * it, so the sources before the first that has any stay put. */
-        size_t xleft = ext_resolve(h, L, &xbad, &nxbad, &xkey);
-        const uint32_t *xdst = (const uint32_t *)(const void *)L->xe.dst;
-        const uint64_t *xlab = L->xe.lab;
-        const ext_run *runs = L->runs;
+         * it, so the sources before the first that has any stay put. A
+         * buffer is one field, never an inline one's: comparing fields
+         * orders them as their labels would. */
+        const uint32_t *xdst = (const uint32_t *)(const void *)L->xe.w;
         if ((size_t)w + xleft > RS_MAX_EDGES) { /* keep the first, in source order */
             L->cut = true;
             size_t room = RS_MAX_EDGES - w, nr = 0;
             for (size_t r = 0; r < L->nruns; r++) {
-                ext_run R = runs[r];
+                ext_run R = L->runs[r];
                 R.n = R.n < room ? R.n : room;
                 room -= R.n;
                 if (R.n)
@@ -1460,10 +1547,10 @@ static void build_edges(rs_heap *h, load_state *L)
         }
         size_t total = w + xleft;
         dst = rs_xrealloc(dst, (total ? total : 1) * sizeof *dst);
-        lab = rs_xrealloc(lab, (total ? total : 1) * sizeof *lab);
         size_t k = total;       /* next write goes to k - 1 */
         uint32_t b = off[n];    /* end of source i's inline run (old numbering) */
         size_t r = L->nruns;    /* runs[0 .. r) are of the sources not merged yet */
+        size_t sp = nsf;        /* sfield[0 .. sp) are of the sources not merged yet */
         off[n] = (uint32_t)total;
         for (size_t i = n; i-- > 0 && xleft > 0;) {
             /* source i's runs are runs[rr .. r); x is the next buffer edge
@@ -1473,16 +1560,21 @@ static void build_edges(rs_heap *h, load_state *L)
                 rr--;
             size_t ri = r, x = ri > rr ? runs[ri - 1].first + runs[ri - 1].n : 0;
             uint32_t a = off[i];
+            /* the fields of source i's inline edges a .. b are
+             * sfield[base .. base + b - a) (past those of sources whose
+             * runs the cut dropped) */
+            while (sp > 0 && sfield[sp - 1].src > i)
+                sp--;
+            size_t base = rr < r ? sp - (b - a) : sp;
+            sp = base;
             while (b > a || ri > rr) {
-                bool inl = ri == rr || (b > a && lab[b - 1] > xlab[x - 1]);
+                bool inl = ri == rr || (b > a && sfield[base + (b - 1 - a)].field > runs[ri - 1].field);
                 k--;
                 if (inl) {
-                    dst[k] = dst[b - 1];
-                    lab[k] = lab[--b];
+                    dst[k] = dst[--b];
                     continue;
                 }
-                dst[k] = xdst[x - 1];
-                lab[k] = xlab[--x];
+                dst[k] = xdst[--x];
                 xleft--;
                 if (x == runs[ri - 1].first && --ri > rr)
                     x = runs[ri - 1].first + runs[ri - 1].n;
@@ -1493,13 +1585,12 @@ static void build_edges(rs_heap *h, load_state *L)
         }
         w = total;
     }
+    rs_xfree(sfield);
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
-    rs_xfree(lab); /* labels are decoded again when printed (rs_edge_lab) */
-    h->nedges = off[n];
-    rs_xfree(L->xe.dst);
-    rs_xfree(L->xe.lab);
+    h->nedges = off[n]; /* labels are decoded again when printed (rs_edge_lab) */
+    edge_vec_free(&L->raw);
+    edge_vec_free(&L->xe);
     rs_xfree(L->runs);
-    L->xe.dst = L->xe.lab = NULL;
     L->runs = NULL;
     if (L->cut)
         rs_warn(h, "more than 2^32 edges: the graph is cut");
@@ -1565,10 +1656,8 @@ static void load_state_free(load_state *L)
     for (size_t i = L->large_pos; i < L->nlarge; i++)
         rs_xfree(L->large[i].data);
     rs_xfree(L->large);
-    rs_xfree(L->raw.dst);
-    rs_xfree(L->raw.lab);
-    rs_xfree(L->xe.dst);
-    rs_xfree(L->xe.lab);
+    edge_vec_free(&L->raw);
+    edge_vec_free(&L->xe);
     rs_xfree(L->runs);
     rs_xfree(L->batches);
     rs_xfree(L->wk_src);
@@ -1625,11 +1714,17 @@ static void relabel(rs_heap *h, uint32_t src)
     /* resolve; merge the inline edges and the buffers' by label (each in
      * label order already, the runs once sorted by field) */
     RS_QSORT(L.runs, L.nruns, sizeof *L.runs, run_cmp);
+    uint64_t *xl = rs_xmalloc((L.xe.n ? L.xe.n : 1) * sizeof *xl); /* the buffers' labels */
+    for (size_t q = 0; q < L.nruns; q++) {
+        uint64_t prev = UINT64_MAX;
+        for (size_t e = L.runs[q].first; e < L.runs[q].first + L.runs[q].n; e++)
+            xl[e] = xe_lab(&L.xe, e, L.runs[q].field, &prev);
+    }
     arena_cache c = {{NULL, NULL}};
     size_t i = 0, r = 0, x = L.nruns ? L.runs[0].first : 0, k = 0;
     bool ok = true;
     for (;;) {
-        while (i < L.raw.n && find_object(h, L.raw.dst[i], &c) == RS_NONE)
+        while (i < L.raw.n && find_object(h, ev_dst(&L.raw, i), &c) == RS_NONE)
             i++;
         uint32_t xd = RS_NONE;
         while (r < L.nruns) {
@@ -1638,7 +1733,7 @@ static void relabel(rs_heap *h, uint32_t src)
                     x = L.runs[r].first;
                 continue;
             }
-            xd = find_object(h, L.xe.dst[x], &c);
+            xd = find_object(h, ev_dst(&L.xe, x), &c);
             if (xd != RS_NONE)
                 break;
             x++;
@@ -1646,9 +1741,9 @@ static void relabel(rs_heap *h, uint32_t src)
         bool have_i = i < L.raw.n, have_x = r < L.nruns;
         if (!have_i && !have_x)
             break;
-        bool inl = have_i && (!have_x || L.raw.lab[i] < L.xe.lab[x]);
-        uint32_t d = inl ? find_object(h, L.raw.dst[i], &c) : xd;
-        uint64_t lab = inl ? L.raw.lab[i++] : L.xe.lab[x++];
+        bool inl = have_i && (!have_x || ev_lab(&L.raw, i) < xl[x]);
+        uint32_t d = inl ? find_object(h, ev_dst(&L.raw, i), &c) : xd;
+        uint64_t lab = inl ? ev_lab(&L.raw, i++) : xl[x++];
         if (k >= n || h->out_dst[a + k] != d) {
             ok = false;
             break;
@@ -1658,6 +1753,7 @@ static void relabel(rs_heap *h, uint32_t src)
     if (!ok || k != n)
         for (k = 0; k < n; k++)
             h->lab_vals[k] = RS_LAB(0xFFFF, 0);
+    rs_xfree(xl);
     load_state_free(&L);
 }
 

@@ -999,6 +999,88 @@ Test(engine, labels_decoded_again)
         rc_decref(items[i]);
 }
 
+/* The load packs an edge's target and label into one word when they fit
+ * (element < 2^14 inline, gaps between a buffer's items < 2^20) and keeps
+ * the rest on the side: labels past 2^14, dict holes and long buffers must
+ * come out as the runtime has them. */
+static rc_object *packed;
+
+static const char *referrer_label(rs_heap *h, rc_object *o, char *buf, size_t size)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(o));
+    json_t *j = report(h, cmd, NULL);
+    json_t *rr = json_object_get(j, "referrers");
+    cr_assert_eq(json_array_size(rr), 1, "one referrer of %s", hex(o));
+    snprintf(buf, size, "%s", jstr(json_array_get(rr, 0), "label"));
+    json_decref(j);
+    return buf;
+}
+
+Test(engine, labels_past_the_packed_range)
+{
+    enum { N = 20000 };
+    rc_object **items = calloc(2 * N, sizeof *items);
+    cr_assert_not_null(items);
+    for (int i = 0; i < 2 * N; i++)
+        items[i] = rc_int(5000000 + i);
+    rc_object *tup = rc_tuple_newv_at(RC_HERE, N, items);      /* inline, elements >= 2^14 */
+    rc_object *lst = rc_list_new();                             /* a buffer, long */
+    for (int i = N; i < 2 * N; i++)
+        rc_list_append(lst, items[i]);
+    rc_object *d = rc_dict_new();                               /* a buffer with holes */
+    char key[32];
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof key, "k%d", k);
+        rc_object *v = rc_tuple_new(0);
+        rc_dict_set(d, key, v);
+        rc_decref(v);
+    }
+    rc_object *last = rc_dict_get(d, "k9");
+    for (int k = 1; k < 9; k++) {
+        snprintf(key, sizeof key, "k%d", k);
+        rc_dict_del(d, key);
+    }
+    packed = rc_list_new();
+    rc_list_append(packed, tup);
+    rc_list_append(packed, lst);
+    rc_list_append(packed, d);
+    rc_root_add(&packed, "packed");
+
+    rs_heap *h = load_heap();
+    char buf[128];
+    cr_assert_str_eq(referrer_label(h, items[16383], buf, sizeof buf), "tuple[16383]");
+    cr_assert_str_eq(referrer_label(h, items[16384], buf, sizeof buf), "tuple[16384]");
+    cr_assert_str_eq(referrer_label(h, items[N - 1], buf, sizeof buf), "tuple[19999]");
+    cr_assert_str_eq(referrer_label(h, items[N + 17000], buf, sizeof buf), "list[17000]");
+    cr_assert_str_eq(referrer_label(h, items[2 * N - 1], buf, sizeof buf), "list[19999]");
+    cr_assert_str_eq(referrer_label(h, last, buf, sizeof buf), "dict['k9']");
+    /* and the edges themselves: every item once, in order */
+    snprintf(buf, sizeof buf, "refs %s --limit 0", hex(tup));
+    json_t *j = report(h, buf, NULL);
+    json_t *re = json_object_get(j, "referents");
+    cr_assert_eq(json_array_size(re), N);
+    for (size_t k = 0; k < N; k += 4999)
+        cr_assert_eq(jaddr(json_object_get(json_array_get(re, k), "object")), (uintptr_t)items[k]);
+    json_decref(j);
+    snprintf(buf, sizeof buf, "refs %s --limit 0", hex(d));
+    j = report(h, buf, NULL);
+    re = json_object_get(j, "referents");
+    cr_assert_eq(json_array_size(re), 2, "k0 and k9 are left");
+    cr_assert_str_eq(jstr(json_array_get(re, 1), "label"), "dict['k9']");
+    json_decref(j);
+    rs_heap_free(h);
+
+    rc_root_remove(&packed);
+    rc_decref(packed);
+    rc_decref(tup);
+    rc_decref(lst);
+    rc_decref(d);
+    for (int i = 0; i < 2 * N; i++)
+        rc_decref(items[i]);
+    free(items);
+}
+
 /* ---- diff ---------------------------------------------------------------------------------------- */
 
 static rc_object *growing;
