@@ -530,7 +530,7 @@ typedef struct large_obj {
     size_t avail;
 } large_obj;
 
-/* The edges of one queued buffer: xe_*[first .. first + n) (after
+/* The edges of one queued buffer: L->xe.w[first .. first + n) (after
  * ext_resolve, its good ones, compacted to the front). A buffer is one
  * field of one object, and its edges come in item order, so runs sorted by
  * (source, field) list each source's edges sorted by label. */
