@@ -278,8 +278,10 @@ struct rs_heap {
     /* roots */
     rs_root *roots;
     size_t nroots, caproots;
-    uint32_t *rootref;     /* per object: counted owning roots holding it (lazy, graph.c) */
-    uint32_t *stackref;    /* per object: counted stack/register/local slots pointing at it */
+    /* the objects roots point at, by object index (lazy, graph.c): few
+     * next to the objects, so not a table per object */
+    struct rs_rootcount *rootcnt;
+    size_t nrootcnt;
     uint32_t obj_globals, obj_garbage, obj_finalizers; /* RS_NONE if absent */
 
     /* load statistics */
@@ -385,8 +387,14 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h);
  *               = excess (negative: over-released)    otherwise
  */
 const int32_t *rs_unexplained(rs_heap *h);
-const uint32_t *rs_rootrefs(rs_heap *h);   /* owning roots per object */
-const uint32_t *rs_stackrefs(rs_heap *h);  /* stack/register/local slots per object */
+/* What the roots hold: per object that a counted root points at, how many
+ * owning roots and how many stack/register/local slots do; sorted by
+ * object. rs_rootref gives one object's (0, 0 for most). */
+typedef struct rs_rootcount {
+    uint32_t obj, roots, slots;
+} rs_rootcount;
+const rs_rootcount *rs_rootcounts(rs_heap *h, size_t *n);
+rs_rootcount rs_rootref(rs_heap *h, uint32_t obj);
 static inline bool rs_root_owns(int kind)
 {
     return kind != RS_ROOT_STACK && kind != RS_ROOT_REGISTER && kind != RS_ROOT_LOCAL;

@@ -1813,10 +1813,9 @@ RS_EXPORT int rs_heap_add_root(rs_heap *h, int kind, const char *label, uint64_t
             if (slot && h->roots[i].slot == slot)
                 r->counted = false;
         /* analyses that depend on roots are stale now */
-        rs_xfree(h->rootref);
-        h->rootref = NULL;
-        rs_xfree(h->stackref);
-        h->stackref = NULL;
+        rs_xfree(h->rootcnt);
+        h->rootcnt = NULL;
+        h->nrootcnt = 0;
         rs_xfree(h->unexplained);
         h->unexplained = NULL;
         if (h->dom) {
@@ -1983,10 +1982,9 @@ static void free_analyses(rs_heap *h)
     }
     rs_xfree(h->unexplained);
     h->unexplained = NULL;
-    rs_xfree(h->rootref);
-    h->rootref = NULL;
-    rs_xfree(h->stackref);
-    h->stackref = NULL;
+    rs_xfree(h->rootcnt);
+    h->rootcnt = NULL;
+    h->nrootcnt = 0;
 }
 
 RS_EXPORT void rs_heap_free(rs_heap *h)

@@ -914,7 +914,8 @@ static void text_hist(sb *b, const json_t *o)
  * owning roots, and stack slots (which explain at most the rest). */
 static json_t *jreconcile(rs_heap *h, uint32_t i)
 {
-    uint64_t heap = rs_indeg(h, i), roots = rs_rootrefs(h)[i], slots = rs_stackrefs(h)[i];
+    rs_rootcount held = rs_rootref(h, i);
+    uint64_t heap = rs_indeg(h, i), roots = held.roots, slots = held.slots;
     int64_t excess = (int64_t)h->refcnt[i] - (int64_t)heap - (int64_t)roots;
     uint64_t stack = excess > 0 ? ((uint64_t)excess < slots ? (uint64_t)excess : slots) : 0;
     json_t *o = json_object();
@@ -2061,13 +2062,15 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
     jset(o, "over_released_groups", arrs[1]);
     /* references only stack slots explain: not findings (a frame may own
      * them), but a missing decref in a live frame looks exactly like this */
-    const uint32_t *rr = rs_rootrefs(h), *sr = rs_stackrefs(h);
+    size_t nrc;
+    const rs_rootcount *rc = rs_rootcounts(h, &nrc);
     uint64_t sh_n = 0, sh_refs = 0;
     json_t *shx = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (!sr[i] || unx[i] != 0 || h->refcnt[i] >= 0x80000000u)
+    for (size_t k = 0; k < nrc; k++) {
+        uint32_t i = rc[k].obj;
+        if (!rc[k].slots || unx[i] != 0 || h->refcnt[i] >= 0x80000000u)
             continue;
-        int64_t excess = (int64_t)h->refcnt[i] - (int64_t)rs_indeg(h, (uint32_t)i) - (int64_t)rr[i];
+        int64_t excess = (int64_t)h->refcnt[i] - (int64_t)rs_indeg(h, i) - (int64_t)rc[k].roots;
         if (excess <= 0)
             continue;
         sh_n++;
