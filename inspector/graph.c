@@ -223,8 +223,9 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
  * connected components", 2016): one word per object, comp_of itself, holds
  * the DFS number, then the low link, then the component, instead of three
  * (at a million objects, 8 MB less to fault in and clear). The DFS and so
- * the order components complete in are Tarjan's: reverse topological.
- * comp_of[v] numbers them in that order (RS_NONE outside the set). Returns
+ * the order components complete in are Tarjan's: reverse topological. At
+ * the end comp_of[v] is TJ_DONE - k for v in the k-th component to
+ * complete (k from 0), RS_NONE outside the set. Returns
  * the number of components; their members are listed in *members_ret,
  * component c at (*comps_ret)[c].
  *
@@ -313,9 +314,6 @@ static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
             }
         }
     }
-    for (size_t i = 0; i < n; i++)
-        if (rix[i] != RS_NONE)
-            comp_of[i] = TJ_DONE - rix[i];
     rs_xfree(stack);
     rs_xfree(cs_v);
     rs_xfree(cs_e);
@@ -1191,6 +1189,9 @@ uint32_t *rs_components(const rs_heap *h, const uint8_t *in_set, size_t *ncomps,
     comp_info *comps = NULL;
     uint32_t *members = NULL;
     size_t nc = tarjan(h, in_set, comp_of, &comps, &members);
+    for (size_t i = 0; i < h->nobj; i++)
+        if (comp_of[i] != RS_NONE)
+            comp_of[i] = TJ_DONE - comp_of[i]; /* the k-th component: k */
     uint32_t *sz = rs_xmalloc((nc ? nc : 1) * sizeof *sz);
     for (size_t c = 0; c < nc; c++)
         sz[c] = comps[c].cycle ? comps[c].n : 0; /* 0: not on a cycle */
