@@ -246,8 +246,13 @@ struct rs_heap {
     uint32_t *tidx;
     uint32_t *refcnt;
     uint32_t *info;
-    uint32_t *blk;         /* block bytes (gc head / large header included), saturated */
-    uint64_t *bytes;       /* blk + described out-of-block buffers */
+    uint32_t *blk;         /* block bytes (gc head / large header included), or
+                              RS_BLK_X: see xbytes (rs_blk, rs_bytes read both) */
+    /* objects with more bytes than their block (described out-of-block
+     * buffers: list items, dict entries) or a block of 2 GiB and more, by
+     * object index: few next to the objects, so no 8-byte table per object */
+    struct rs_xbytes *xbytes;
+    size_t nxbytes, capxbytes;
 
     /* address index (rs_find_object): the allocator's geometry. Arenas by
      * address (open addressing on addr >> 20) -> their pools' records ->
@@ -327,6 +332,27 @@ uint64_t rs_edge_lab(rs_heap *h, uint32_t src, uint32_t e);
 uint32_t rs_find_object(const rs_heap *h, uint64_t addr);
 /* Object index of the object containing addr (block included), or RS_NONE. */
 uint32_t rs_find_containing(const rs_heap *h, uint64_t addr);
+
+/* An object's block and its bytes (block + buffers) when they are not
+ * just blk[i] (engine_int.h, rs_heap.xbytes). */
+#define RS_BLK_X 0x80000000u
+typedef struct rs_xbytes {
+    uint32_t obj;
+    uint64_t blk, bytes;
+} rs_xbytes;
+const rs_xbytes *rs_xbytes_of(const rs_heap *h, uint32_t i);
+/* the object's block: its own bytes, gc head or large header included */
+static inline uint64_t rs_blk(const rs_heap *h, uint32_t i)
+{
+    uint32_t b = h->blk[i];
+    return b & RS_BLK_X ? rs_xbytes_of(h, i)->blk : b;
+}
+/* the block and the out-of-block buffers its fields describe */
+static inline uint64_t rs_bytes(const rs_heap *h, uint32_t i)
+{
+    uint32_t b = h->blk[i];
+    return b & RS_BLK_X ? rs_xbytes_of(h, i)->bytes : b;
+}
 
 static inline const rs_type *rs_obj_type(const rs_heap *h, uint32_t i)
 {

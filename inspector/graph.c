@@ -410,11 +410,11 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         unsigned st = state[i] & 0x7f;
         if (st == RS_GC_COLLECTABLE) {
             R->n_collectable++;
-            R->b_collectable += h->bytes[i];
+            R->b_collectable += rs_bytes(h, i);
             queue[qt++] = (uint32_t)i;
         } else if (st == RS_GC_LEGACY) {
             R->n_legacy++;
-            R->b_legacy += h->bytes[i];
+            R->b_legacy += rs_bytes(h, i);
         }
         in_u[i] = st == RS_GC_COLLECTABLE || st == RS_GC_LEGACY;
         group[i] = RS_NONE;
@@ -474,14 +474,14 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             if (++cnt[d] == h->refcnt[d]) {
                 if (state[d] == (CAND | RS_GC_LEGACY)) {
                     R->n_legacy--;
-                    R->b_legacy -= h->bytes[d];
+                    R->b_legacy -= rs_bytes(h, d);
                 }
                 state[d] = RS_GC_CASCADE;
                 group[d] = group[v];
                 role[d] = 2;
                 queue[qt++] = d;
                 R->n_cascade++;
-                R->b_cascade += h->bytes[d];
+                R->b_cascade += rs_bytes(h, d);
             }
         }
     }
@@ -528,12 +528,12 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         rs_group *G = &groups[group[i]];
         if (role[i] == 1) {
             G->nmembers++;
-            G->bytes += h->bytes[i];
+            G->bytes += rs_bytes(h, i);
             if (state[i] == RS_GC_LEGACY)
                 G->uncollectable = true;
         } else {
             G->nhang++;
-            G->hang_bytes += h->bytes[i];
+            G->hang_bytes += rs_bytes(h, i);
         }
     }
 
@@ -934,7 +934,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         uint32_t v = vert[i];
         out->idom[v] = vert[idn[i]];
         if (v < G->n) {
-            out->retained[v] = h->bytes[v];
+            out->retained[v] = rs_bytes(h, v);
             out->rcount[v] = 1;
         }
     }
@@ -1040,7 +1040,7 @@ static uint32_t *dom_subtree(const rs_heap *h, const uint32_t *idom, uint32_t V,
         uint32_t v = stack[--sp];
         if (v < h->nobj) {
             res[nres++] = v;
-            b += h->bytes[v];
+            b += rs_bytes(h, v);
         }
         for (uint32_t k = off[v]; k < off[v + 1]; k++)
             stack[sp++] = kids[k];

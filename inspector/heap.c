@@ -836,6 +836,40 @@ static void ext_queue(rs_heap *h, load_state *L, uint64_t addr, uint64_t n, uint
         ext_flush(h, L);
 }
 
+/* The xbytes entry of object i (flagged RS_BLK_X in blk[]). */
+const rs_xbytes *rs_xbytes_of(const rs_heap *h, uint32_t i)
+{
+    size_t lo = 0, hi = h->nxbytes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->xbytes[mid].obj < i)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return &h->xbytes[lo]; /* there is one: blk[i] says so */
+}
+
+static __attribute__((noinline)) void xbytes_push(rs_heap *h, rs_xbytes x)
+{
+    rs_grow(&h->xbytes, &h->capxbytes, h->nxbytes + 1, sizeof *h->xbytes);
+    h->xbytes[h->nxbytes++] = x;
+}
+
+/* Object idx (the last one added: objects are decoded as they are added)
+ * has `more` bytes of buffers. */
+static void add_bytes(rs_heap *h, uint32_t idx, uint64_t more)
+{
+    if (!(h->blk[idx] & RS_BLK_X)) {
+        xbytes_push(h, (rs_xbytes){idx, h->blk[idx], h->blk[idx]});
+        h->blk[idx] = RS_BLK_X;
+    }
+    rs_xbytes *x = &h->xbytes[h->nxbytes - 1];
+    if (x->obj != idx) /* (not the last one added: never, as the load goes) */
+        x = (rs_xbytes *)rs_xbytes_of(h, idx);
+    x->bytes += more;
+}
+
 /* decode_object for any field table, every offset checked. */
 static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, uint32_t idx,
                                                     const rs_type *t, const unsigned char *o,
@@ -875,7 +909,7 @@ static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, u
                 break;
             }
             if (!L->quiet)
-                h->bytes[idx] += n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
+                add_bytes(h, idx, n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8));
             ext_queue(h, L, p, n, idx, k, f->kind);
             break;
         }
@@ -948,7 +982,6 @@ static __attribute__((noinline)) void grow_objects(rs_heap *h)
     h->refcnt = rs_xrealloc(h->refcnt, cap * sizeof *h->refcnt);
     h->info = rs_xrealloc(h->info, cap * sizeof *h->info);
     h->blk = rs_xrealloc(h->blk, cap * sizeof *h->blk);
-    h->bytes = rs_xrealloc(h->bytes, cap * sizeof *h->bytes);
     h->capobj = cap;
 }
 
@@ -966,8 +999,12 @@ static inline bool add_object(rs_heap *h, load_state *L, uint64_t addr, uint32_t
     h->tidx[i] = tidx;
     h->refcnt[i] = refcnt;
     h->info[i] = info;
-    h->blk[i] = blk > UINT32_MAX ? UINT32_MAX : (uint32_t)blk;
-    h->bytes[i] = blk;
+    if (blk < RS_BLK_X) {
+        h->blk[i] = (uint32_t)blk;
+    } else {
+        h->blk[i] = RS_BLK_X;
+        xbytes_push(h, (rs_xbytes){(uint32_t)i, blk, blk});
+    }
     return true;
 }
 
@@ -1393,16 +1430,16 @@ uint32_t rs_find_containing(const rs_heap *h, uint64_t addr)
     uint32_t i = (uint32_t)(lo - 1);
     /* The block starts before the object for tracked kinds (gc head) or large
      * objects (header); the object itself runs to the end of the block. */
-    uint64_t head = h->blk[i] > RC_SMALL_MAX ? sizeof(rc_large) : 0; /* from the large list */
+    uint64_t head = rs_blk(h, i) > RC_SMALL_MAX ? sizeof(rc_large) : 0; /* from the large list */
     if (rs_obj_type(h, i)->gc)
         head += sizeof(rc_gchead);
-    uint64_t end = h->addr[i] - head + h->blk[i];
+    uint64_t end = h->addr[i] - head + rs_blk(h, i);
     if (addr < end)
         return i;
     /* maybe the gc head / large header of the next object */
     if (lo < h->nobj) {
         uint32_t j = (uint32_t)lo;
-        uint64_t hj = h->blk[j] > RC_SMALL_MAX ? sizeof(rc_large) : 0;
+        uint64_t hj = rs_blk(h, j) > RC_SMALL_MAX ? sizeof(rc_large) : 0;
         if (rs_obj_type(h, j)->gc)
             hj += sizeof(rc_gchead);
         if (addr >= h->addr[j] - hj)
@@ -1680,7 +1717,7 @@ static void relabel(rs_heap *h, uint32_t src)
 
     /* the object's bytes, as scan_pool / scan_large had them */
     const rs_type *t = rs_obj_type(h, src);
-    uint64_t blk = h->blk[src], head = t->gc ? sizeof(rc_gchead) : 0;
+    uint64_t blk = rs_blk(h, src), head = t->gc ? sizeof(rc_gchead) : 0;
     bool large = blk > RC_SMALL_MAX;
     uint64_t frame = head + (large ? sizeof(rc_large) : 0);
     if (blk <= frame || blk == UINT32_MAX)
@@ -2012,7 +2049,7 @@ RS_EXPORT void rs_heap_free(rs_heap *h)
     rs_xfree(h->refcnt);
     rs_xfree(h->info);
     rs_xfree(h->blk);
-    rs_xfree(h->bytes);
+    rs_xfree(h->xbytes);
     rs_xfree(h->arenas_ix);
     rs_xfree(h->pools);
     rs_xfree(h->large_idx);
@@ -2113,7 +2150,6 @@ RS_EXPORT int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_er
         h->refcnt = rs_xmalloc(cap * sizeof *h->refcnt);
         h->info = rs_xmalloc(cap * sizeof *h->info);
         h->blk = rs_xmalloc(cap * sizeof *h->blk);
-        h->bytes = rs_xmalloc(cap * sizeof *h->bytes);
         h->out_off = rs_xmalloc((cap + 1) * sizeof *h->out_off);
         h->capobj = cap;
     }
@@ -2175,7 +2211,7 @@ const char *rs_closure_code(rs_heap *h, uint32_t i, char *buf, size_t size)
     const rs_type *t = rs_obj_type(h, i);
     if (strcmp(t->name, "closure") != 0 ||
         t->tp_name_offset != offsetof(rc_closure_object, name) ||
-        h->blk[i] < sizeof(rc_closure_object))
+        rs_blk(h, i) < sizeof(rc_closure_object))
         return NULL;
     uint64_t fn = 0;
     if (!read_full(h, h->addr[i] + offsetof(rc_closure_object, fn), &fn, 8) || !fn)
@@ -2188,7 +2224,7 @@ const char *rs_closure_code(rs_heap *h, uint32_t i, char *buf, size_t size)
 
 bool rs_read_weakref(rs_heap *h, uint32_t i, rc_weakref *ret)
 {
-    if (!rs_obj_type(h, i)->weakref || h->blk[i] < sizeof *ret)
+    if (!rs_obj_type(h, i)->weakref || rs_blk(h, i) < sizeof *ret)
         return false;
     return read_full(h, h->addr[i], ret, sizeof *ret);
 }

@@ -277,7 +277,7 @@ static json_t *jobj(rs_heap *h, uint32_t i)
     jset(o, "type", jstr(rs_obj_type(h, i)->name));
     jset(o, "site", jstr(rs_site_str(h, rs_obj_site(h, i), site, sizeof site)));
     jset(o, "desc", jstr(rs_describe(h, i, d, sizeof d)));
-    jset(o, "bytes", jint(h->bytes[i]));
+    jset(o, "bytes", jint(rs_bytes(h, i)));
     return o;
 }
 
@@ -592,7 +592,7 @@ static json_t *type_histogram(rs_heap *h, const uint32_t *objs, size_t n, size_t
     for (size_t k = 0; k < n; k++) {
         hist_row *r = &rows[h->tidx[objs[k]]];
         r->count++;
-        r->bytes += h->bytes[objs[k]];
+        r->bytes += rs_bytes(h, objs[k]);
     }
     RS_QSORT(rows, h->ntypes, sizeof *rows, hist_cmp);
     json_t *a = json_array();
@@ -659,8 +659,8 @@ static json_t *build_summary(rs_heap *h)
     for (size_t i = 0; i < h->nobj; i++) {
         int g = rs_obj_tracked(h, (uint32_t)i) ? (int)rs_obj_gen(h, (uint32_t)i) : 4;
         gen_n[g]++;
-        gen_b[g] += h->bytes[i];
-        total_b += h->bytes[i];
+        gen_b[g] += rs_bytes(h, i);
+        total_b += rs_bytes(h, i);
     }
     json_t *o = json_object();
     jset(o, "command", json_string("summary"));
@@ -834,8 +834,8 @@ static json_t *build_hist(rs_heap *h, const cmdline *c, bool by_site)
         if (k >= nkeys)
             k = 0; /* an out-of-range site id counts as "unknown" */
         rows[k].count++;
-        rows[k].bytes += h->bytes[i];
-        tb += h->bytes[i];
+        rows[k].bytes += rs_bytes(h, i);
+        tb += rs_bytes(h, i);
     }
     RS_QSORT(rows, nkeys, sizeof *rows, hist_cmp);
     size_t used = 0;
@@ -938,7 +938,7 @@ static json_t *jobj_full(rs_heap *h, uint32_t i)
     const rs_site *s = rs_get_site(h, rs_obj_site(h, i));
     char buf[200];
     jset(o, "function", s ? jstr(s->func) : json_null());
-    jset(o, "block", jint(h->blk[i]));
+    jset(o, "block", jint(rs_blk(h, i)));
     jset(o, "refcount", jint(h->refcnt[i]));
     jset(o, "tracked", json_boolean(rs_obj_tracked(h, i)));
     if (rs_obj_tracked(h, i)) {
@@ -1730,7 +1730,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
     jset(o, "reachable", x);
     uint64_t tb = 0;
     for (size_t i = 0; i < n; i++)
-        tb += h->bytes[i];
+        tb += rs_bytes(h, i);
     x = json_object();
     jset(x, "objects", jint(n - D->reach_objects));
     jset(x, "bytes", jint(tb - D->reach_bytes));
@@ -1997,7 +1997,7 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
             uint32_t v = keys[j].obj;
             int32_t u = unx[v];
             g.refs += (uint64_t)(u > 0 ? u : -(int64_t)u);
-            g.bytes += h->bytes[v];
+            g.bytes += rs_bytes(h, v);
             if (D->idom[v] != RS_NONE && D->idom[v] >= n)
                 g.retained += D->retained[v];
             j++;
@@ -2258,8 +2258,8 @@ static int by_bytes_desc(const void *a, const void *b, void *ctx)
 {
     const rs_heap *h = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    if (h->bytes[x] != h->bytes[y])
-        return h->bytes[x] > h->bytes[y] ? -1 : 1;
+    if (rs_bytes(h, x) != rs_bytes(h, y))
+        return rs_bytes(h, x) > rs_bytes(h, y) ? -1 : 1;
     return x < y ? -1 : x > y;
 }
 
@@ -2274,7 +2274,7 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
         size_t n = h->nobj;
         uint64_t tb = 0;
         for (size_t i = 0; i < n; i++)
-            tb += h->bytes[i];
+            tb += rs_bytes(h, i);
         json_t *x = json_object();
         jset(x, "objects", jint(D->reach_objects));
         jset(x, "bytes", jint(D->reach_bytes));
@@ -2516,7 +2516,7 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
         snprintf(d, sizeof d, "%s%s%s@0x%llx\n%s\n%llu bytes, refcount %u",
                  rs_obj_type(h, v)->name, inst ? " " : "", inst ? inst : "",
                  (unsigned long long)h->addr[v], rs_site_str(h, rs_obj_site(h, v), site, sizeof site),
-                 (unsigned long long)h->bytes[v], h->refcnt[v]);
+                 (unsigned long long)rs_bytes(h, v), h->refcnt[v]);
         dot_escape(&dot, d);
         sb_printf(&dot, "\", fillcolor=\"%s\"%s];\n", fill,
                   (c->cycle <= 0 && v == focus) ? ", penwidth=2.5" : "");
@@ -2857,7 +2857,7 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
         const rs_type *t = rs_obj_type(h, v);
         uint64_t a = h->addr[i];
         uint32_t rc = h->refcnt[i], info = h->info[i];
-        bool large = h->blk[i] > RC_SMALL_MAX;
+        bool large = rs_blk(h, i) > RC_SMALL_MAX;
         large ? nlarge++ : nsmall++;
         if (!t->valid) {
             problem(&P, h, a, v, "type", "type pointer 0x%llx is unreadable",
@@ -2889,7 +2889,7 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
         if (!large) {
             uint64_t off = (a & (RC_POOL_SIZE - 1));
             bool gc_block = off >= RC_POOL_HEADER_SIZE + 16 &&
-                            (off - RC_POOL_HEADER_SIZE) % h->blk[i] == sizeof(rc_gchead);
+                            (off - RC_POOL_HEADER_SIZE) % rs_blk(h, i) == sizeof(rc_gchead);
             if (gc_block != t->gc)
                 problem(&P, h, a, v, "flags", "in a %s pool, but its type %s %s references",
                         gc_block ? "collected" : "plain", t->name, t->gc ? "has" : "has no");
@@ -2935,7 +2935,7 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
     uint8_t *has_head = rs_xcalloc(n ? n : 1, 1);
     check_arenas(h, &P, gnext, gprev, has_head);
     for (size_t i = 0; i < n; i++) { /* gc heads of large collected objects */
-        if (h->blk[i] > RC_SMALL_MAX && rs_obj_type(h, (uint32_t)i)->gc) {
+        if (rs_blk(h, i) > RC_SMALL_MAX && rs_obj_type(h, (uint32_t)i)->gc) {
             uint64_t w[2];
             if (rs_read_mem(h, h->addr[i] - sizeof(rc_gchead), w, sizeof w) == sizeof w) {
                 gnext[i] = w[0];
@@ -3039,8 +3039,9 @@ RS_EXPORT rs_snapshot *rs_heap_snapshot(rs_heap *h)
     if (n) { /* (an empty heap has no arrays: no memcpy from NULL) */
         memcpy(s->addr, h->addr, n * sizeof *s->addr);
         memcpy(s->type, h->tidx, n * sizeof *s->type);
-        memcpy(s->bytes, h->bytes, n * sizeof *s->bytes);
     }
+    for (size_t i = 0; i < n; i++)
+        s->bytes[i] = rs_bytes(h, (uint32_t)i);
     s->ntypes = h->ntypes;
     s->tnames = rs_xmalloc((h->ntypes ? h->ntypes : 1) * sizeof *s->tnames);
     for (size_t t = 0; t < h->ntypes; t++)
@@ -3226,18 +3227,18 @@ static json_t *build_diff(rs_heap *h, const rs_snapshot *old, const cmdline *c)
         uint32_t id = rs_obj_site(h, (uint32_t)i);
         uint32_t sk = new_s[id < nsites_new ? id : 0];
         trows[tk].new_n++;
-        trows[tk].new_b += (int64_t)h->bytes[i];
+        trows[tk].new_b += (int64_t)rs_bytes(h, i);
         srows[sk].new_n++;
-        srows[sk].new_b += (int64_t)h->bytes[i];
+        srows[sk].new_b += (int64_t)rs_bytes(h, i);
         new_tot_n++;
-        new_tot_b += (int64_t)h->bytes[i];
+        new_tot_b += (int64_t)rs_bytes(h, i);
         while (j < old->nobj && old->addr[j] < h->addr[i])
             j++;
         bool same = j < old->nobj && old->addr[j] == h->addr[i] &&
                     old_t[old->type[j]] == tk && old_s[old->site[j]] == sk;
         if (!same) {
             born[nborn++] = (uint32_t)i;
-            born_b += (int64_t)h->bytes[i];
+            born_b += (int64_t)rs_bytes(h, i);
         }
     }
     int64_t gone_n = old_tot_n - (new_tot_n - (int64_t)nborn);
