@@ -791,8 +791,11 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
 
     /* iterative DFS */
     {
-        uint32_t *sv = rs_xmalloc((size_t)V * sizeof *sv);
-        uint32_t *se = rs_xmalloc((size_t)V * sizeof *se);
+        /* the stack grows as deep as the DFS goes (a chain: as many as
+         * there are nodes; usually far fewer) */
+        size_t cap = V < 65536 ? V : 65536;
+        uint32_t *sv = rs_xmalloc(cap * sizeof *sv);
+        uint32_t *se = rs_xmalloc(cap * sizeof *se);
         size_t sp = 0;
         pre[G->root] = ++N;
         vert[N] = G->root;
@@ -820,6 +823,11 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
             vert[N] = w;
             parent[N] = pre[v];
             succ_range(G, w, &arr, &a, &b);
+            if (sp == cap) { /* (sp < V: w was not on the stack) */
+                cap = cap * 2 < V ? cap * 2 : V;
+                sv = rs_xrealloc(sv, cap * sizeof *sv);
+                se = rs_xrealloc(se, cap * sizeof *se);
+            }
             sv[sp] = w;
             se[sp++] = a;
         }
