@@ -1447,3 +1447,147 @@ Test(engine, oracle_no_legacy)
     for (unsigned seed = 100; seed < 106; seed++)
         oracle_round(seed, 600, false, false);
 }
+
+/* ---- groups are the strongly connected components ------------------------------------------- */
+
+/* The test's own SCCs of n Nodes (edges next and other), plain recursive
+ * Tarjan (n is small): comp[i] numbers i's component; cyc[c]: it has more
+ * than one member or a self loop. */
+typedef struct scc_state {
+    Node **nodes;
+    int n, counter, sp, ncomp;
+    int *index, *low, *stack, *comp;
+    bool *on, *cyc;
+} scc_state;
+
+static int scc_find(const scc_state *S, const rc_object *o)
+{
+    for (int i = 0; i < S->n; i++)
+        if (RC_OBJ(S->nodes[i]) == o)
+            return i;
+    return -1;
+}
+
+static void scc_visit(scc_state *S, int v)
+{
+    S->index[v] = S->low[v] = ++S->counter;
+    S->stack[S->sp++] = v;
+    S->on[v] = true;
+    rc_object *out[2] = {S->nodes[v]->next, S->nodes[v]->other};
+    for (int k = 0; k < 2; k++) {
+        int w = out[k] ? scc_find(S, out[k]) : -1;
+        if (w < 0)
+            continue;
+        if (!S->index[w]) {
+            scc_visit(S, w);
+            if (S->low[w] < S->low[v])
+                S->low[v] = S->low[w];
+        } else if (S->on[w] && S->index[w] < S->low[v]) {
+            S->low[v] = S->index[w];
+        }
+    }
+    if (S->low[v] != S->index[v])
+        return;
+    int c = S->ncomp++, size = 0, w;
+    do {
+        w = S->stack[--S->sp];
+        S->on[w] = false;
+        S->comp[w] = c;
+        size++;
+    } while (w != v);
+    S->cyc[c] = size > 1 || RC_OBJ(S->nodes[v]) == S->nodes[v]->next ||
+                RC_OBJ(S->nodes[v]) == S->nodes[v]->other;
+}
+
+/* Random garbage of Nodes, few edges to many (long chains of components,
+ * components nested in the DFS, edges into finished ones, self loops):
+ * every group `cycles` lists with more than one member is exactly one
+ * component, every component on a cycle is a group's members, and what
+ * hangs off a group is on no cycle. */
+Test(engine, groups_are_components)
+{
+    for (unsigned seed = 1; seed <= 30; seed++) {
+        srand(seed * 7919u);
+        int n = 20 + rand() % 300;
+        Node **nodes = calloc((size_t)n, sizeof *nodes);
+        for (int i = 0; i < n; i++)
+            nodes[i] = node(&Node_type);
+        int spread = 2 + rand() % 40; /* edges mostly go to nearby nodes: long chains */
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 2; k++) {
+                if (rand() % 3 == 0)
+                    continue;
+                int d = rand() % 8 == 0 ? rand() % n : (i + rand() % (2 * spread + 1) - spread + n) % n;
+                rc_set(k ? &nodes[i]->other : &nodes[i]->next, RC_OBJ(nodes[d]));
+            }
+        }
+        scc_state S = {.nodes = nodes, .n = n};
+        S.index = calloc((size_t)n, sizeof(int));
+        S.low = calloc((size_t)n, sizeof(int));
+        S.stack = calloc((size_t)n, sizeof(int));
+        S.comp = calloc((size_t)n, sizeof(int));
+        S.on = calloc((size_t)n, sizeof(bool));
+        S.cyc = calloc((size_t)n, sizeof(bool));
+        for (int i = 0; i < n; i++)
+            if (!S.index[i])
+                scc_visit(&S, i);
+        int *seen = calloc((size_t)n, sizeof(int)); /* per component: group listing it + 1 */
+        int cycles = 0;
+        for (int c = 0; c < S.ncomp; c++)
+            cycles += S.cyc[c];
+
+        for (int i = 0; i < n; i++) /* garbage now: only the Nodes hold the Nodes */
+            rc_decref(RC_OBJ(nodes[i]));
+        rs_heap *h = load_heap();
+        json_t *j = report(h, "cycles --limit 0", NULL);
+        json_t *cyc = json_object_get(j, "cycles");
+        int listed = 0;
+        for (size_t g = 0; g < json_array_size(cyc); g++) {
+            json_t *y = json_array_get(cyc, g);
+            json_t *m = json_object_get(y, "members");
+            cr_assert_eq(jint(y, "members_omitted"), 0);
+            int c0 = -1;
+            for (size_t k = 0; k < json_array_size(m); k++) {
+                int i = scc_find(&S, (rc_object *)(uintptr_t)jaddr(json_array_get(m, k)));
+                cr_assert_geq(i, 0, "seed %u: a member is no test Node", seed);
+                if (c0 < 0)
+                    c0 = S.comp[i];
+                cr_assert_eq(S.comp[i], c0, "seed %u: group %zu mixes components", seed, g);
+            }
+            cr_assert_geq(c0, 0);
+            cr_assert_eq(json_is_true(json_object_get(y, "is_cycle")), S.cyc[c0],
+                         "seed %u: group %zu: is_cycle", seed, g);
+            if (S.cyc[c0]) {
+                int size = 0;
+                for (int i = 0; i < n; i++)
+                    size += S.comp[i] == c0;
+                cr_assert_eq((int)json_array_size(m), size,
+                             "seed %u: group %zu has %zu members, its component %d", seed, g,
+                             json_array_size(m), size);
+                cr_assert_eq(seen[c0], 0, "seed %u: a component in two groups", seed);
+                seen[c0] = (int)g + 1;
+                listed++;
+            }
+            json_t *hg = json_object_get(y, "hanging_off");
+            for (size_t k = 0; k < json_array_size(hg); k++) {
+                int i = scc_find(&S, (rc_object *)(uintptr_t)jaddr(json_array_get(hg, k)));
+                cr_assert_geq(i, 0);
+                cr_assert(!S.cyc[S.comp[i]], "seed %u: a Node on a cycle hangs off a group", seed);
+            }
+        }
+        cr_assert_eq(listed, cycles, "seed %u: %d components on cycles, %d listed", seed, cycles,
+                     listed);
+        cr_assert_eq(jint(j, "cycles_total"), cycles, "seed %u", seed);
+        json_decref(j);
+        rs_heap_free(h);
+        rc_gc_collect(2);
+        free(seen);
+        free(S.index);
+        free(S.low);
+        free(S.stack);
+        free(S.comp);
+        free(S.on);
+        free(S.cyc);
+        free(nodes);
+    }
+}
