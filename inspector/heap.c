@@ -1720,7 +1720,7 @@ static void relabel(rs_heap *h, uint32_t src)
     uint64_t blk = rs_blk(h, src), head = t->gc ? sizeof(rc_gchead) : 0;
     bool large = blk > RC_SMALL_MAX;
     uint64_t frame = head + (large ? sizeof(rc_large) : 0);
-    if (blk <= frame || blk == UINT32_MAX)
+    if (blk <= frame)
         return;
     uint64_t avail = blk - frame;
     unsigned char *copy = NULL;
