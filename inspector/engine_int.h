@@ -184,14 +184,15 @@ typedef struct rs_dom_result {
     uint64_t reach_objects, reach_bytes;
 } rs_dom_result;
 
-/* One pool of a scanned arena in the address index (heap.c). A pool holds
- * at most (16384 - 64) / 16 = 1020 blocks: 16 words of bitmap. */
+/* One pool of a scanned arena in the address index (heap.c). A pool of
+ * objects holds at most (16384 - 64) / 16 = 1020 blocks (an object is at
+ * least 16 bytes): 16 words of bitmap. */
 #define RS_POOL_WORDS 16
 typedef struct rs_poolix {
     uint32_t first;        /* object index of the pool's first loaded block */
-    uint16_t magic;        /* ceil(2^16 / d), d = block size / 16: block = (x * magic) >> 16 */
-    uint8_t d;             /* block size / 16; 0: the pool holds no objects */
-    uint8_t head;          /* gc head bytes before the object (0 or 16) */
+    uint32_t magic;        /* ceil(2^17 / d), d = block size / 8: block = (x * magic) >> 17 */
+    uint8_t d;             /* block size / 8; 0: the pool holds no objects */
+    uint8_t head;          /* gc head bytes before the object (0 or 8) */
     uint16_t ndense;       /* blocks 0 .. ndense-1 are all loaded: object first + b */
     uint16_t rank[RS_POOL_WORDS];  /* loaded blocks in live[0 .. w-1] */
     uint64_t live[RS_POOL_WORDS];  /* bit b: block b is a loaded object */

@@ -549,16 +549,16 @@ typedef struct ext_batch {
 /* Raw edges as decoded: target address and label, growing, cut at
  * RS_MAX_EDGES. One word an edge (half what the pair took: at a million
  * objects the raw edges were the largest table the load filled). A target
- * 16-aligned below 2^47 -- every object head is -- is packed with its
+ * 8-aligned below 2^47 -- every object head is -- is packed with its
  * label; anything else (a bad pointer, a label too big) is kept exactly on
  * the side, the word being bit 63 | its index in esc_dst/esc_lab.
  *
- *   inline edges (L->raw), a label of field < 64 and element < 2^14:
- *     bit 63: 0 | bits 49..62: element | 43..48: field | 0..42: target >> 4
+ *   inline edges (L->raw), a label of field < 64 and element < 2^13:
+ *     bit 63: 0 | bits 50..62: element | 44..49: field | 0..43: target >> 3
  *   buffer edges (L->xe): the field is the run's, and a run's elements
- *   ascend, so the word keeps the gap since the last one (< 2^20: the
+ *   ascend, so the word keeps the gap since the last one (< 2^19: the
  *   NULL items skipped) and labels are found walking the run (xe_lab):
- *     bit 63: 0 | bits 43..62: gap | 0..42: target >> 4
+ *     bit 63: 0 | bits 44..62: gap | 0..43: target >> 3
  */
 typedef struct edge_vec {
     uint64_t *w;
@@ -572,14 +572,14 @@ typedef struct edge_vec {
 static inline uint64_t ev_dst(const edge_vec *v, size_t e)
 {
     uint64_t w = v->w[e];
-    return w & EV_ESC ? v->esc_dst[w & ~EV_ESC] : (w & (((uint64_t)1 << 43) - 1)) << 4;
+    return w & EV_ESC ? v->esc_dst[w & ~EV_ESC] : (w & (((uint64_t)1 << 44) - 1)) << 3;
 }
 
 /* The label of inline edge e. */
 static inline uint64_t ev_lab(const edge_vec *v, size_t e)
 {
     uint64_t w = v->w[e];
-    return w & EV_ESC ? v->esc_lab[w & ~EV_ESC] : RS_LAB((w >> 43) & 63, (w >> 49) & 0x3FFF);
+    return w & EV_ESC ? v->esc_lab[w & ~EV_ESC] : RS_LAB((w >> 44) & 63, (w >> 50) & 0x1FFF);
 }
 
 /* The label of buffer edge e of a run of field `field`, *prev being the
@@ -592,7 +592,7 @@ static inline uint64_t xe_lab(const edge_vec *v, size_t e, uint32_t field, uint6
         *prev = RS_LAB_ELEM(lab);
         return lab;
     }
-    *prev += 1 + (w >> 43);
+    *prev += 1 + (w >> 44);
     return RS_LAB(field, *prev);
 }
 
@@ -663,7 +663,7 @@ static __attribute__((noinline)) uint64_t edge_vec_escape(edge_vec *v, uint64_t 
     return EV_ESC | v->nesc++;
 }
 
-#define EV_PACKABLE(dst) (((dst) & 15) == 0 && (dst) < ((uint64_t)1 << 47))
+#define EV_PACKABLE(dst) (((dst) & 7) == 0 && (dst) < ((uint64_t)1 << 47))
 
 /* An edge of the object decoded last. Inline: once per reference. */
 static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
@@ -672,7 +672,7 @@ static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
     if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
         return;
     uint64_t f = RS_LAB_FIELD(lab), el = RS_LAB_ELEM(lab);
-    v->w[v->n++] = EV_PACKABLE(dst) && f < 64 && el < 0x4000 ? dst >> 4 | f << 43 | el << 49
+    v->w[v->n++] = EV_PACKABLE(dst) && f < 64 && el < 0x2000 ? dst >> 3 | f << 44 | el << 50
                                                                : edge_vec_escape(v, dst, lab);
 }
 
@@ -686,8 +686,8 @@ static inline void ext_edge(load_state *L, uint64_t dst, uint32_t field, uint64_
         return;
     uint64_t gap = elem - *prev - 1;
     *prev = elem;
-    v->w[v->n++] = EV_PACKABLE(dst) && gap < ((uint64_t)1 << 20)
-                       ? dst >> 4 | gap << 43
+    v->w[v->n++] = EV_PACKABLE(dst) && gap < ((uint64_t)1 << 19)
+                       ? dst >> 3 | gap << 44
                        : edge_vec_escape(v, dst, RS_LAB(field, elem));
 }
 
@@ -1201,7 +1201,7 @@ static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size
     uint32_t d = (uint32_t)(bsize / RC_ALIGN);
     P->first = (uint32_t)h->nobj;
     P->d = (uint8_t)d;
-    P->magic = (uint16_t)((65536 + d - 1) / d);
+    P->magic = ((1u << 17) + d - 1) / d;
     P->head = (uint8_t)head;
     uint32_t b = 0;
     for (size_t off = RC_POOL_HEADER_SIZE; off < nextoff && off + bsize <= RC_POOL_SIZE &&
@@ -1340,9 +1340,9 @@ static inline uint32_t pool_find(const rs_poolix *P, uint64_t off)
 {
     if (!P->d || off < RC_POOL_HEADER_SIZE + P->head)
         return RS_NONE;
-    /* x < 1020 blocks of 16 bytes, d <= 32: (x * magic) >> 16 is x / d */
+    /* x < 2040 units of 8 bytes, d <= 64: (x * magic) >> 17 is x / d */
     uint32_t x = (uint32_t)(off - RC_POOL_HEADER_SIZE - P->head) / RC_ALIGN;
-    uint32_t b = (x * P->magic) >> 16;
+    uint32_t b = (x * P->magic) >> 17;
     if (x != b * P->d)
         return RS_NONE; /* inside a block, not at its object */
     if (b < P->ndense)

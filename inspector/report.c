@@ -2653,6 +2653,24 @@ static void check_bad_edge(rs_heap *h, problems *P, const rs_badedge *b)
             "%s points at 0x%llx, which is unreadable memory", lab, (unsigned long long)b->dst);
 }
 
+/* The address a collector link names (registry.h, rc_gchead), with the
+ * link's flag bit kept in bit 0 (addresses of gc heads are 8-aligned). */
+static uint64_t gc_link_addr(const rs_heap *h, uint32_t link)
+{
+    return (h->reg.gc.link_base + ((uint64_t)(link & ~RC_GC_LINK_FLAG) << RC_GC_LINK_SHIFT)) |
+           (link & RC_GC_LINK_FLAG);
+}
+
+/* gnext/gprev of object idx from its gc head's bytes. */
+static void read_gc_head(const rs_heap *h, const unsigned char *g, uint64_t *gnext,
+                         uint64_t *gprev, uint32_t idx)
+{
+    rc_gchead head;
+    memcpy(&head, g, sizeof head);
+    gnext[idx] = gc_link_addr(h, head.gc_next);
+    gprev[idx] = gc_link_addr(h, head.gc_prev);
+}
+
 static void check_arenas(rs_heap *h, problems *P, uint64_t *gnext, uint64_t *gprev, uint8_t *has_head)
 {
     uint32_t n = h->reg.narenas;
@@ -2748,8 +2766,7 @@ static void check_arenas(rs_heap *h, problems *P, uint64_t *gnext, uint64_t *gpr
                 if (head) {
                     uint32_t idx = rs_find_object(h, paddr + bo + head);
                     if (idx != RS_NONE) {
-                        memcpy(&gnext[idx], blk, 8);
-                        memcpy(&gprev[idx], blk + 8, 8);
+                        read_gc_head(h, blk, gnext, gprev, idx);
                         has_head[idx] = 1;
                     }
                 }
@@ -2784,14 +2801,21 @@ static void check_gen_lists(rs_heap *h, problems *P, const uint64_t *gnext, cons
         }
     }
     for (int g = 0; g < 4; g++) {
-        const rc_gchead *head = g < 3 ? &h->reg.gc.generations[g].head : &h->reg.gc.permanent.head;
-        uint64_t haddr = h->regaddr + (uint64_t)((const char *)head - (const char *)&h->reg);
+        uint64_t haddr = (uint64_t)(uintptr_t)(g < 3 ? h->reg.gc.generations[g].head
+                                                     : h->reg.gc.permanent.head);
         const char *gname = g < 3 ? (g == 0 ? "generation 0" : g == 1 ? "generation 1"
                                                                       : "generation 2")
                                   : "permanent generation";
-        uint64_t cur = head->gc_next, prev = haddr, count = 0;
-        if (cur == 0 && head->gc_prev == 0 && !h->reg.initialized)
+        if (!haddr && !h->reg.initialized)
             continue;
+        rc_gchead head;
+        if (rs_read_mem(h, haddr, &head, sizeof head) != sizeof head) {
+            problem(P, h, haddr, RS_NONE, "gc-list", "%s list head at 0x%llx: unreadable", gname,
+                    (unsigned long long)haddr);
+            continue;
+        }
+        uint64_t head_prev = gc_link_addr(h, head.gc_prev);
+        uint64_t cur = gc_link_addr(h, head.gc_next), prev = haddr, count = 0;
         while (cur != haddr) {
             if (count > ntracked) {
                 problem(P, h, prev, RS_NONE, "gc-list", "%s list: longer than the %llu tracked "
@@ -2811,7 +2835,7 @@ static void check_gen_lists(rs_heap *h, problems *P, const uint64_t *gnext, cons
             }
             seen[idx] = 1;
             count++;
-            if ((gprev[idx] & ~(uint64_t)3) != prev)
+            if ((gprev[idx] & ~(uint64_t)RC_GC_LINK_FLAG) != prev)
                 problem(P, h, h->addr[idx], idx, "gc-list",
                         "%s list: gc_prev 0x%llx, but the previous node is 0x%llx", gname,
                         (unsigned long long)gprev[idx], (unsigned long long)prev);
@@ -2822,10 +2846,10 @@ static void check_gen_lists(rs_heap *h, problems *P, const uint64_t *gnext, cons
             prev = cur;
             cur = gnext[idx];
         }
-        if (cur == haddr && (head->gc_prev & ~(uint64_t)3) != prev)
+        if (cur == haddr && (head_prev & ~(uint64_t)RC_GC_LINK_FLAG) != prev)
             problem(P, h, haddr, RS_NONE, "gc-list",
                     "%s list head: gc_prev 0x%llx, but the last node is 0x%llx", gname,
-                    (unsigned long long)head->gc_prev, (unsigned long long)prev);
+                    (unsigned long long)head_prev, (unsigned long long)prev);
         if (cur == haddr && count != per_gen[g])
             problem(P, h, haddr, RS_NONE, "gc-list",
                     "%s list: %llu objects linked, %llu objects carry its generation bits", gname,
@@ -2888,7 +2912,7 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
                     t->name);
         if (!large) {
             uint64_t off = (a & (RC_POOL_SIZE - 1));
-            bool gc_block = off >= RC_POOL_HEADER_SIZE + 16 &&
+            bool gc_block = off >= RC_POOL_HEADER_SIZE + sizeof(rc_gchead) &&
                             (off - RC_POOL_HEADER_SIZE) % rs_blk(h, i) == sizeof(rc_gchead);
             if (gc_block != t->gc)
                 problem(&P, h, a, v, "flags", "in a %s pool, but its type %s %s references",
@@ -2936,10 +2960,9 @@ static json_t *build_check(rs_heap *h, const cmdline *c, int *status)
     check_arenas(h, &P, gnext, gprev, has_head);
     for (size_t i = 0; i < n; i++) { /* gc heads of large collected objects */
         if (rs_blk(h, i) > RC_SMALL_MAX && rs_obj_type(h, (uint32_t)i)->gc) {
-            uint64_t w[2];
+            unsigned char w[sizeof(rc_gchead)];
             if (rs_read_mem(h, h->addr[i] - sizeof(rc_gchead), w, sizeof w) == sizeof w) {
-                gnext[i] = w[0];
-                gprev[i] = w[1];
+                read_gc_head(h, w, gnext, gprev, (uint32_t)i);
                 has_head[i] = 1;
             }
         }

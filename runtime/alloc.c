@@ -1,11 +1,14 @@
 /*
  * The allocator: pymalloc (CPython's obmalloc.c) with object kinds.
  *
- * Words: an *arena* is 1 MiB of mmap'ed memory aligned to 1 MiB, cut into 64
+ * Words: an *arena* is 1 MiB of memory aligned to 1 MiB, cut into 64
  * *pools* of 16 KiB; a pool starts with its 64-byte rc_pool header and holds
- * *blocks* of one size class (16..512 bytes, class = size / 16 - 1) and one
+ * *blocks* of one size class (8..512 bytes, class = size / 8 - 1) and one
  * kind (PLAIN or GC) after it. Requests above RC_SMALL_MAX are malloc'ed
- * behind an rc_large header and linked into the large list. registry.h has
+ * (tracked ones: whole pages of the collector's region, below) behind an
+ * rc_large header and linked into the large list. Arenas are carved from
+ * the collector's region, so that every gc head is within reach of a
+ * 32-bit collector link (registry.h, rc_gchead). registry.h has
  * the layout readers rely on; everything they need is in the arena table,
  * the pool headers and the large list.
  *
@@ -58,10 +61,10 @@
  *
  * A freed block keeps its object head so a use after free can still name
  * the object's type and site: its freelist link is the gc_next word (offset
- * 0) in GC pools and the first word after the object head (offset 16) in
- * PLAIN pools, which is why PLAIN requests are at least 24 bytes. GC
- * requests are at least 32 bytes (both heads), so the object head the walk
- * reads is always inside the block.
+ * 0, the whole 8-byte gc head) in GC pools and the first word after the
+ * object head (offset 16) in PLAIN pools, which is why PLAIN requests are at
+ * least 24 bytes. GC requests are at least 24 bytes (both heads), so the
+ * object head the walk reads is always inside the block.
  */
 #include "internal.h"
 
@@ -71,8 +74,8 @@
 #include <sys/mman.h>
 
 _Static_assert(sizeof(rc_pool) <= RC_POOL_HEADER_SIZE, "pool header fits");
-_Static_assert(RC_POOL_HEADER_SIZE % RC_ALIGN == 0, "blocks stay 16-aligned");
-_Static_assert(sizeof(rc_large) % RC_ALIGN == 0, "large blocks stay 16-aligned");
+_Static_assert(RC_POOL_HEADER_SIZE % RC_ALIGN == 0, "blocks stay 8-aligned");
+_Static_assert(sizeof(rc_large) % RC_ALIGN == 0, "large blocks stay 8-aligned");
 _Static_assert((RC_ARENA_SIZE & (RC_ARENA_SIZE - 1)) == 0, "arena size is a power of 2");
 _Static_assert((RC_POOL_SIZE & (RC_POOL_SIZE - 1)) == 0, "pool size is a power of 2");
 _Static_assert(RC_KIND_PLAIN < 4 && RC_KIND_GC < 4 && RC_KIND_RAW < 4, "kinds index usedpools");
@@ -140,22 +143,180 @@ static void grow_table(void)
     free(old);
 }
 
-/* mmap 2 MiB and keep the aligned MiB inside: a pool's arena (and header)
- * is then found by masking the block address. */
+/* ---- the collector's region ------------------------------------------------------ */
+
+/*
+ * Collector links are 32-bit offsets from REG.gc.link_base (registry.h,
+ * rc_gchead), so every gc head must lie within 16 GiB of it: the arenas
+ * (tracked objects live in GC pools), the large tracked blocks and the
+ * list heads. One reservation of address space (PROT_NONE, no memory, not
+ * dumped in cores) holds them all:
+ *
+ *   [ heads page | ... ] [ arena ] [ arena ] ...  ->          <- ... [ large ] [ large ]
+ *   base           base + 1 MiB      arena_top                 large_low          end
+ *
+ * Arenas are carved upward from base + 1 MiB, large tracked blocks (whole
+ * pages) downward from the end. A carved range is mapped over with fresh
+ * read-write memory; a returned one is mapped over with PROT_NONE again
+ * (its memory goes back to the system) and kept for reuse: freed arena
+ * addresses on a stack, freed large ranges in a list (first fit, split).
+ * If 16 GiB of address space cannot be had (a small RLIMIT_AS, valgrind),
+ * the largest power of two that can, down to 64 MiB, is taken: the region
+ * size is in the registry. Running out of it is fatal, like any out of
+ * memory here.
+ */
+#define PAGE ((uintptr_t)4096)
+#define REGION_MIN ((size_t)64 << 20)
+
+typedef struct range {
+    uintptr_t addr;
+    size_t len;
+} range;
+
+static uintptr_t region_base, region_end, arena_top, large_low;
+static uintptr_t *free_arena_addrs;
+static size_t nfree_arenas, capfree_arenas;
+static range *free_large_ranges;
+static size_t nfree_large, capfree_large;
+
+static void *map_fixed(uintptr_t addr, size_t len, int prot)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (prot == PROT_NONE ? MAP_NORESERVE : 0);
+    void *p = mmap((void *)addr, len, prot, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (prot == PROT_NONE)
+        (void)madvise(p, len, MADV_DONTDUMP); /* reserved space is no part of a core */
+    return p;
+}
+
+static void region_reserve(void)
+{
+    for (size_t size = (size_t)RC_GC_REGION_MAX; size >= REGION_MIN; size /= 2) {
+        size_t len = size + RC_ARENA_SIZE;
+        void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            continue;
+        uintptr_t start = (uintptr_t)p, end = start + len;
+        uintptr_t base = (start + RC_ARENA_SIZE - 1) & ~(uintptr_t)(RC_ARENA_SIZE - 1);
+        if (base > start)
+            munmap(p, base - start);
+        if (end > base + size)
+            munmap((void *)(base + size), end - (base + size));
+        (void)madvise((void *)base, size, MADV_DONTDUMP);
+        if (!map_fixed(base, PAGE, PROT_READ | PROT_WRITE))
+            _rc_fatal("out of memory: the collector's list heads");
+        region_base = base;
+        region_end = base + size;
+        arena_top = base + RC_ARENA_SIZE;
+        large_low = region_end;
+        REG.gc.link_base = base;
+        REG.gc.region_size = size;
+        return;
+    }
+    _rc_fatal("out of memory: cannot reserve %llu MiB of address space for the collector",
+              (unsigned long long)(REGION_MIN >> 20));
+}
+
+rc_gchead *_rc_gc_region_heads(size_t n)
+{
+    if (!region_base)
+        region_reserve();
+    if (n * sizeof(rc_gchead) > PAGE)
+        _rc_fatal("internal error: %zu collector list heads", n);
+    return (rc_gchead *)region_base;
+}
+
+static _Noreturn void region_full(size_t want)
+{
+    _rc_fatal("out of memory: the collector's region (%llu MiB) has no room for %zu more bytes",
+              (unsigned long long)((region_end - region_base) >> 20), want);
+}
+
+/* A fresh, zeroed arena in the region (1 MiB, aligned to 1 MiB: a pool's
+ * arena and header are found by masking a block address). */
 static uintptr_t map_arena(void)
 {
-    size_t len = 2 * RC_ARENA_SIZE;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    if (!region_base)
+        region_reserve();
+    uintptr_t base;
+    if (nfree_arenas) {
+        base = free_arena_addrs[--nfree_arenas];
+    } else {
+        if (large_low - arena_top < RC_ARENA_SIZE)
+            region_full(RC_ARENA_SIZE);
+        base = arena_top;
+        arena_top += RC_ARENA_SIZE;
+    }
+    if (!map_fixed(base, RC_ARENA_SIZE, PROT_READ | PROT_WRITE))
         _rc_fatal("out of memory: mmap of a %zu-byte arena failed", RC_ARENA_SIZE);
-    uintptr_t start = (uintptr_t)p;
-    uintptr_t base = (start + RC_ARENA_SIZE - 1) & ~(uintptr_t)(RC_ARENA_SIZE - 1);
-    uintptr_t end = start + len;
-    if (base > start)
-        munmap(p, base - start);
-    if (end > base + RC_ARENA_SIZE)
-        munmap((void *)(base + RC_ARENA_SIZE), end - (base + RC_ARENA_SIZE));
     return base;
+}
+
+static void unmap_arena(uintptr_t base)
+{
+    if (!map_fixed(base, RC_ARENA_SIZE, PROT_NONE))
+        _rc_fatal("mmap over a freed arena failed");
+    if (nfree_arenas == capfree_arenas) {
+        size_t cap = capfree_arenas ? capfree_arenas * 2 : 64;
+        uintptr_t *t = realloc(free_arena_addrs, cap * sizeof *t);
+        if (!t)
+            _rc_fatal("out of memory: the free arena list");
+        free_arena_addrs = t;
+        capfree_arenas = cap;
+    }
+    free_arena_addrs[nfree_arenas++] = base;
+}
+
+/* len bytes (a multiple of PAGE) of fresh memory in the region, for a large
+ * tracked block. */
+static void *region_large_alloc(size_t len)
+{
+    if (!region_base)
+        region_reserve();
+    uintptr_t addr = 0;
+    for (size_t i = 0; i < nfree_large; i++) {
+        if (free_large_ranges[i].len < len)
+            continue;
+        range *r = &free_large_ranges[i];
+        addr = r->addr;
+        if (r->len == len)
+            *r = free_large_ranges[--nfree_large];
+        else {
+            r->addr += len;
+            r->len -= len;
+        }
+        break;
+    }
+    if (!addr) {
+        if (large_low - arena_top < len)
+            region_full(len);
+        large_low -= len;
+        addr = large_low;
+    }
+    if (!map_fixed(addr, len, PROT_READ | PROT_WRITE))
+        _rc_fatal("out of memory: mmap of a %zu-byte block failed", len);
+    return (void *)addr;
+}
+
+static void region_large_free(void *p, size_t len)
+{
+    uintptr_t addr = (uintptr_t)p;
+    if (!map_fixed(addr, len, PROT_NONE))
+        _rc_fatal("mmap over a freed block failed");
+    if (addr == large_low) { /* the lowest: give the range back to the gap */
+        large_low += len;
+        return;
+    }
+    if (nfree_large == capfree_large) {
+        size_t cap = capfree_large ? capfree_large * 2 : 64;
+        range *t = realloc(free_large_ranges, cap * sizeof *t);
+        if (!t)
+            _rc_fatal("out of memory: the free block list");
+        free_large_ranges = t;
+        capfree_large = cap;
+    }
+    free_large_ranges[nfree_large++] = (range){addr, len};
 }
 
 static rc_arena *new_arena(void)
@@ -185,7 +346,7 @@ static void free_arena(rc_arena *a)
     memset(a, 0, sizeof *a); /* address 0: readers skip the slot */
     a->nextarena = unused_arenas;
     unused_arenas = a;
-    munmap(base, RC_ARENA_SIZE);
+    unmap_arena((uintptr_t)base);
     REG.alloc.arenas_reclaimed++;
     REG.alloc.arenas_in_use--;
 }
@@ -383,11 +544,16 @@ static inline void large_init(void)
 
 static __attribute__((noinline)) void *alloc_large(size_t size, unsigned kind)
 {
-    if (size > SIZE_MAX - sizeof(rc_large))
+    if (size > SIZE_MAX - sizeof(rc_large) - PAGE)
         _rc_fatal("out of memory: allocation of %zu bytes", size);
-    rc_large *n = malloc(sizeof *n + size);
-    if (!n)
-        _rc_fatal("out of memory: malloc of %zu bytes failed", sizeof *n + size);
+    rc_large *n;
+    if (kind == RC_KIND_GC) { /* its gc head must be in the region */
+        n = region_large_alloc((sizeof *n + size + PAGE - 1) & ~(PAGE - 1));
+    } else {
+        n = malloc(sizeof *n + size);
+        if (!n)
+            _rc_fatal("out of memory: malloc of %zu bytes failed", sizeof *n + size);
+    }
     large_init();
     n->size = size;
     n->kind = kind;
@@ -401,6 +567,14 @@ static __attribute__((noinline)) void *alloc_large(size_t size, unsigned kind)
     return n + 1;
 }
 
+static void large_release(rc_large *n)
+{
+    if (n->kind == RC_KIND_GC)
+        region_large_free(n, (sizeof *n + n->size + PAGE - 1) & ~(PAGE - 1));
+    else
+        free(n);
+}
+
 static __attribute__((noinline)) void free_large(void *block)
 {
     rc_large *n = (rc_large *)block - 1;
@@ -411,7 +585,7 @@ static __attribute__((noinline)) void free_large(void *block)
     n->magic = 0;
     REG.alloc.large_count--;
     REG.alloc.large_bytes -= n->size;
-    free(n);
+    large_release(n);
 }
 
 /* ---- allocate and free ------------------------------------------------------ */
@@ -455,15 +629,22 @@ void _rc_mem_release_all(void)
     REG.large.next = REG.large.prev = &REG.large;
     for (uint32_t i = 0; i < n; i++) {
         if (t[i].address)
-            munmap((void *)t[i].address, RC_ARENA_SIZE);
+            unmap_arena(t[i].address);
     }
     free(t);
     while (node && node != &REG.large) {
         rc_large *next = node->next;
         node->magic = 0;
-        free(node);
+        large_release(node);
         node = next;
     }
+    /* The region is empty again (bar the list heads): carve from the start. */
+    if (region_base) {
+        arena_top = region_base + RC_ARENA_SIZE;
+        large_low = region_end;
+    }
+    nfree_arenas = 0;
+    nfree_large = 0;
     memset(&REG.alloc, 0, sizeof REG.alloc);
     memset(usedpools, 0, sizeof usedpools);
     memset(nfp2lasta, 0, sizeof nfp2lasta);

@@ -45,53 +45,71 @@
 #include <string.h>
 #include <time.h>
 
-#define PREV_COLLECTING ((uintptr_t)1)
+#define PREV_COLLECTING RC_GC_LINK_FLAG
 #define PREV_MASK RC_GC_PREV_MASK
-#define PREV_SHIFT 2
-#define NEXT_UNREACHABLE ((uintptr_t)1)
+#define PREV_SHIFT 1
+#define NEXT_UNREACHABLE RC_GC_LINK_FLAG
+/* gc_refs has 31 bits: a larger refcount is taken as this many. Subtracting
+ * cannot bring such an object to 0: that would take 2^31 - 1 references
+ * from tracked objects, 16 GiB of pointers, more than the region holds. */
+#define REFS_MAX 0x7FFFFFFFu
 
 #define GC REG.gc
-#define GEN_HEAD(i) (&GC.generations[i].head)
-#define PERM_HEAD (&GC.permanent.head)
+#define GEN_HEAD(i) (GC.generations[i].head)
+#define PERM_HEAD (GC.permanent.head)
+
+/* Every list head is in the collector's region (links count from its
+ * base): the generations' and a collection's working lists (a collection
+ * never runs inside another). */
+enum {
+    HEAD_GEN0, HEAD_GEN1, HEAD_GEN2, HEAD_PERM,
+    HEAD_UNREACHABLE, HEAD_FINALIZERS, HEAD_FINAL_UNREACHABLE, HEAD_WRCB, HEAD_SEEN,
+    NHEADS
+};
+static rc_gchead *heads;
+#define HEAD(name) (&heads[HEAD_##name])
 
 static FILE *debug_stream;
 
 /* ---- list primitives (flag-aware, as CPython's) ------------------------------- */
 
-static inline rc_gchead *gnext(const rc_gchead *g) { return (rc_gchead *)g->gc_next; }
-static inline rc_gchead *gprev(const rc_gchead *g) { return (rc_gchead *)(g->gc_prev & ~PREV_MASK); }
-static inline void set_next(rc_gchead *g, rc_gchead *n) { g->gc_next = (uintptr_t)n; }
+#define LINK(g) _rc_gc_link(g)
+#define PTR(l) _rc_gc_ptr(l)
+
+static inline rc_gchead *gnext(const rc_gchead *g) { return PTR(g->gc_next); }
+static inline rc_gchead *gprev(const rc_gchead *g) { return PTR(g->gc_prev); }
+static inline void set_next(rc_gchead *g, rc_gchead *n) { g->gc_next = LINK(n); }
 static inline void set_prev(rc_gchead *g, rc_gchead *p)
 {
-    g->gc_prev = (g->gc_prev & PREV_MASK) | (uintptr_t)p;
+    g->gc_prev = (g->gc_prev & PREV_MASK) | LINK(p);
 }
 static inline bool is_collecting(const rc_gchead *g) { return (g->gc_prev & PREV_COLLECTING) != 0; }
 static inline void clear_collecting(rc_gchead *g) { g->gc_prev &= ~PREV_COLLECTING; }
 static inline size_t get_refs(const rc_gchead *g) { return (size_t)(g->gc_prev >> PREV_SHIFT); }
 static inline void set_refs(rc_gchead *g, size_t refs)
 {
-    g->gc_prev = (g->gc_prev & PREV_MASK) | ((uintptr_t)refs << PREV_SHIFT);
+    g->gc_prev = (g->gc_prev & PREV_MASK) | ((uint32_t)refs << PREV_SHIFT);
 }
 static inline void reset_refs(rc_gchead *g, size_t refs)
 {
-    g->gc_prev = PREV_COLLECTING | ((uintptr_t)refs << PREV_SHIFT);
+    g->gc_prev = PREV_COLLECTING | ((uint32_t)refs << PREV_SHIFT);
 }
-static inline void decref_refs(rc_gchead *g) { g->gc_prev -= (uintptr_t)1 << PREV_SHIFT; }
+static inline void decref_refs(rc_gchead *g) { g->gc_prev -= 1u << PREV_SHIFT; }
 
 static void list_init(rc_gchead *l)
 {
-    l->gc_next = (uintptr_t)l;
-    l->gc_prev = (uintptr_t)l;
+    l->gc_next = LINK(l);
+    l->gc_prev = LINK(l);
 }
-static inline bool list_empty(const rc_gchead *l) { return l->gc_next == (uintptr_t)l; }
+static inline bool list_empty(const rc_gchead *l) { return l->gc_next == LINK(l); }
 
 static inline void list_append(rc_gchead *node, rc_gchead *list)
 {
-    rc_gchead *last = (rc_gchead *)list->gc_prev;
+    rc_gchead *last = PTR(list->gc_prev);
     set_prev(node, last);
     set_next(last, node);
     set_next(node, list);
-    list->gc_prev = (uintptr_t)node;
+    list->gc_prev = LINK(node);
 }
 
 /* (Removing one object from its list is _rc_gc_untrack, inline in internal.h.) */
@@ -101,10 +119,10 @@ static void list_move(rc_gchead *node, rc_gchead *list)
     rc_gchead *from_prev = gprev(node), *from_next = gnext(node);
     set_next(from_prev, from_next);
     set_prev(from_next, from_prev);
-    rc_gchead *to_prev = (rc_gchead *)list->gc_prev;
+    rc_gchead *to_prev = PTR(list->gc_prev);
     set_prev(node, to_prev);
     set_next(to_prev, node);
-    list->gc_prev = (uintptr_t)node;
+    list->gc_prev = LINK(node);
     set_next(node, list);
 }
 
@@ -112,11 +130,11 @@ static void list_move(rc_gchead *node, rc_gchead *list)
 static void list_merge(rc_gchead *from, rc_gchead *to)
 {
     if (!list_empty(from)) {
-        rc_gchead *tail = (rc_gchead *)to->gc_prev;
+        rc_gchead *tail = PTR(to->gc_prev);
         set_next(tail, gnext(from));
         set_prev(gnext(from), tail);
         to->gc_prev = from->gc_prev;
-        set_next((rc_gchead *)to->gc_prev, to);
+        set_next(PTR(to->gc_prev), to);
     }
     list_init(from);
 }
@@ -164,13 +182,16 @@ static void merge_into_gen(rc_gchead *from, int gen)
 void _rc_gc_init(void)
 {
     static const int32_t thresholds[3] = {700, 10, 10};
+    heads = _rc_gc_region_heads(NHEADS);
     for (int i = 0; i < 3; i++) {
+        GC.generations[i].head = &heads[HEAD_GEN0 + i];
         list_init(GEN_HEAD(i));
         GC.generations[i].threshold = thresholds[i];
         GC.generations[i].count = 0;
         GC.generations[i].nobjects = 0;
         memset(&GC.stats[i], 0, sizeof GC.stats[i]);
     }
+    GC.permanent.head = HEAD(PERM);
     list_init(PERM_HEAD);
     GC.permanent.threshold = 0;
     GC.permanent.count = 0;
@@ -199,7 +220,7 @@ static void update_refs(rc_gchead *containers, unsigned gen)
          * (its finalizer triggered this collection); gc_refs 0 would make it
          * look unreachable and it would be freed twice. CPython asserts this
          * cannot happen; we treat it as externally referenced. */
-        reset_refs(g, RC_LIKELY(refcnt != 0) ? refcnt : 1);
+        reset_refs(g, RC_LIKELY(refcnt != 0) ? (refcnt <= REFS_MAX ? refcnt : REFS_MAX) : 1);
         move_gen(o, gen);
     }
 }
@@ -238,7 +259,7 @@ static inline __attribute__((always_inline)) int visit_reachable(rc_object *o, v
          * hand (the list functions do not know the flag) and put it back at
          * the end of young, where the scan will reach it again. */
         rc_gchead *prev = gprev(g);
-        rc_gchead *next = (rc_gchead *)(g->gc_next & ~NEXT_UNREACHABLE);
+        rc_gchead *next = PTR(g->gc_next);
         prev->gc_next = g->gc_next; /* keeps the flag */
         set_prev(next, prev);
         list_append(g, reachable);
@@ -274,14 +295,14 @@ static size_t move_unreachable(rc_gchead *young, rc_gchead *unreachable, unsigne
              * if something reachable turns out to refer to it. */
             prev->gc_next = g->gc_next;
             rc_gchead *last = gprev(unreachable);
-            last->gc_next = NEXT_UNREACHABLE | (uintptr_t)g;
+            last->gc_next = NEXT_UNREACHABLE | LINK(g);
             set_prev(g, last);
-            g->gc_next = NEXT_UNREACHABLE | (uintptr_t)unreachable;
-            unreachable->gc_prev = (uintptr_t)g;
+            g->gc_next = NEXT_UNREACHABLE | LINK(unreachable);
+            unreachable->gc_prev = LINK(g);
         }
-        g = (rc_gchead *)prev->gc_next;
+        g = PTR(prev->gc_next);
     }
-    young->gc_prev = (uintptr_t)prev;
+    young->gc_prev = LINK(prev);
     unreachable->gc_next &= ~NEXT_UNREACHABLE;
     return nreachable;
 }
@@ -290,7 +311,7 @@ static void clear_unreachable_mask(rc_gchead *unreachable)
 {
     for (rc_gchead *g = gnext(unreachable); g != unreachable;) {
         g->gc_next &= ~NEXT_UNREACHABLE;
-        g = (rc_gchead *)g->gc_next;
+        g = PTR(g->gc_next);
     }
 }
 
@@ -328,7 +349,7 @@ static void scan_unreachable(rc_gchead *unreachable, rc_gchead *finalizers,
     rc_gchead *next;
     for (rc_gchead *g = gnext(unreachable); g != unreachable; g = next) {
         g->gc_next &= ~NEXT_UNREACHABLE;
-        next = (rc_gchead *)g->gc_next;
+        next = PTR(g->gc_next);
         rc_object *o = FROM_GC(g);
         const rc_type *t = o->ob_type;
         if (has_legacy_finalizer(o)) {
@@ -395,9 +416,9 @@ static bool wr_has_callback(const rc_weakref *wr)
  * freed, which gc.collect() counts. */
 static size_t handle_weakrefs(rc_gchead *unreachable, int old_gen)
 {
-    rc_gchead wrcb_to_call;
+    rc_gchead *wrcb_to_call = HEAD(WRCB);
     size_t num_freed = 0;
-    list_init(&wrcb_to_call);
+    list_init(wrcb_to_call);
 
     for (rc_gchead *g = gnext(unreachable); g != unreachable; g = gnext(g)) {
         rc_object *o = FROM_GC(g);
@@ -421,17 +442,17 @@ static size_t handle_weakrefs(rc_gchead *unreachable, int old_gen)
             if (!(wr->ob_base.ob_info & RC_OBF_TRACKED))
                 continue;
             rc_incref(wr);
-            list_move(wg, &wrcb_to_call);
+            list_move(wg, wrcb_to_call);
         }
         o->ob_info &= ~RC_OBF_WEAKREFD;
     }
 
-    while (!list_empty(&wrcb_to_call)) {
-        rc_gchead *g = gnext(&wrcb_to_call);
+    while (!list_empty(wrcb_to_call)) {
+        rc_gchead *g = gnext(wrcb_to_call);
         rc_weakref *wr = (rc_weakref *)FROM_GC(g);
         _rc_weakref_fire(wr);
         rc_decref(wr);
-        if (gnext(&wrcb_to_call) == g) {
+        if (gnext(wrcb_to_call) == g) {
             /* still alive */
             list_move(g, GEN_HEAD(old_gen));
             move_gen(FROM_GC(g), (unsigned)old_gen);
@@ -446,21 +467,21 @@ static size_t handle_weakrefs(rc_gchead *unreachable, int old_gen)
 
 static void finalize_garbage(rc_gchead *collectable)
 {
-    rc_gchead seen;
-    list_init(&seen);
+    rc_gchead *seen = HEAD(SEEN);
+    list_init(seen);
     /* A finalizer can free anything, so always take the first object and
      * park it in `seen`; objects that vanish from either list are gone. */
     while (!list_empty(collectable)) {
         rc_gchead *g = gnext(collectable);
         rc_object *o = FROM_GC(g);
-        list_move(g, &seen);
+        list_move(g, seen);
         if (o->ob_type->finalize && !(o->ob_info & RC_OBF_FINALIZED)) {
             rc_incref(o);
             _rc_call_finalizer(o);
             rc_decref(o);
         }
     }
-    list_merge(&seen, collectable);
+    list_merge(seen, collectable);
 }
 
 static void list_clear_collecting(rc_gchead *l)
@@ -523,7 +544,8 @@ static size_t collect(int generation, size_t *n_uncollectable)
     FILE *out = debug_stream ? debug_stream : stderr;
     size_t m = 0, n = 0;
     double t0 = 0;
-    rc_gchead unreachable, finalizers, final_unreachable;
+    rc_gchead *unreachable = HEAD(UNREACHABLE), *finalizers = HEAD(FINALIZERS),
+              *final_unreachable = HEAD(FINAL_UNREACHABLE);
 
     GC.collecting = 1;
     GC.collecting_generation = generation;
@@ -549,9 +571,9 @@ static size_t collect(int generation, size_t *n_uncollectable)
     rc_gchead *young = GEN_HEAD(generation);
     int old_gen = generation < 2 ? generation + 1 : 2;
 
-    list_init(&unreachable);
+    list_init(unreachable);
     size_t nsurvivors =
-        deduce_unreachable(young, &unreachable, (unsigned)generation, (unsigned)old_gen);
+        deduce_unreachable(young, unreachable, (unsigned)generation, (unsigned)old_gen);
 
     if (generation < 2) {
         if (generation == 1)
@@ -563,43 +585,43 @@ static size_t collect(int generation, size_t *n_uncollectable)
     }
 
     GC.phase = RC_PHASE_LEGACY;
-    list_init(&finalizers);
+    list_init(finalizers);
     unreachable_facts facts = {0, false, false};
-    scan_unreachable(&unreachable, &finalizers, &facts);
-    bool exact = list_empty(&finalizers); /* facts.n is the size of unreachable */
-    move_legacy_finalizer_reachable(&finalizers);
+    scan_unreachable(unreachable, finalizers, &facts);
+    bool exact = list_empty(finalizers); /* facts.n is the size of unreachable */
+    move_legacy_finalizer_reachable(finalizers);
 
     if (GC.debug & RC_DEBUG_COLLECTABLE)
-        for (rc_gchead *g = gnext(&unreachable); g != &unreachable; g = gnext(g))
+        for (rc_gchead *g = gnext(unreachable); g != unreachable; g = gnext(g))
             _rc_gc_debug_line("collectable", FROM_GC(g));
 
     GC.phase = RC_PHASE_WEAKREFS;
     if (facts.weakrefs) {
-        m += handle_weakrefs(&unreachable, old_gen);
+        m += handle_weakrefs(unreachable, old_gen);
         exact = false;
     }
 
-    list_init(&final_unreachable);
+    list_init(final_unreachable);
     if (facts.finalizers) {
         GC.phase = RC_PHASE_FINALIZE;
-        finalize_garbage(&unreachable);
+        finalize_garbage(unreachable);
         GC.phase = RC_PHASE_RESURRECT;
-        handle_resurrected_objects(&unreachable, &final_unreachable, generation, old_gen);
+        handle_resurrected_objects(unreachable, final_unreachable, generation, old_gen);
         exact = false;
     } else {
         /* No finalizer ran: nothing can have been resurrected (weakref
          * callbacks cannot reach the unreachable, whose weakrefs are
          * cleared), so CPython's second pass would find the same set. */
-        list_merge(&unreachable, &final_unreachable);
+        list_merge(unreachable, final_unreachable);
     }
 
     /* Counted after resurrection (CPython 3.9+): a resurrected object is
      * not "collected". */
     GC.phase = RC_PHASE_CLEAR;
-    m += exact ? facts.n : list_size(&final_unreachable);
-    delete_garbage(&final_unreachable, old_gen);
+    m += exact ? facts.n : list_size(final_unreachable);
+    delete_garbage(final_unreachable, old_gen);
 
-    for (rc_gchead *g = gnext(&finalizers); g != &finalizers; g = gnext(g)) {
+    for (rc_gchead *g = gnext(finalizers); g != finalizers; g = gnext(g)) {
         n++;
         if (GC.debug & RC_DEBUG_UNCOLLECTABLE)
             _rc_gc_debug_line("uncollectable", FROM_GC(g));
@@ -608,7 +630,7 @@ static size_t collect(int generation, size_t *n_uncollectable)
         fprintf(out, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n", n + m, n,
                 now_seconds() - t0);
 
-    handle_legacy_finalizers(&finalizers, old_gen);
+    handle_legacy_finalizers(finalizers, old_gen);
 
     GC.stats[generation].collections++;
     GC.stats[generation].collected += m;

@@ -18,7 +18,7 @@
  *
  * Memory of an object (see registry.h for the reader's view):
  *
- *     [rc_gchead 16 B, tracked types only][rc_object 16 B][type's fields ...]
+ *     [rc_gchead 8 B, tracked types only][rc_object 16 B][type's fields ...]
  *     ^ block start                        ^ rc_object *
  *
  * Prefixes: rc_ public, _rc_ shared between runtime files, plain names for
@@ -49,6 +49,18 @@
 
 #define AS_GC(o) ((rc_gchead *)(o) - 1)
 #define FROM_GC(g) ((rc_object *)((rc_gchead *)(g) + 1))
+
+/* Collector links (registry.h, rc_gchead): 32-bit offsets into the
+ * collector's region, bit 0 a flag. _rc_gc_ptr ignores the flag. */
+static inline rc_gchead *_rc_gc_ptr(uint32_t link)
+{
+    return (rc_gchead *)(uintptr_t)(REG.gc.link_base +
+                                    ((uint64_t)(link & ~RC_GC_LINK_FLAG) << RC_GC_LINK_SHIFT));
+}
+static inline uint32_t _rc_gc_link(const rc_gchead *g)
+{
+    return (uint32_t)(((uint64_t)(uintptr_t)g - REG.gc.link_base) >> RC_GC_LINK_SHIFT);
+}
 
 static inline unsigned _rc_flags(const rc_object *o) { return o->ob_info & RC_OBF_MASK; }
 static inline void _rc_set_flag(rc_object *o, unsigned f) { o->ob_info |= f; }
@@ -105,7 +117,7 @@ static inline uint32_t _rc_site(rc_site *site)
  * from the large list instead. Returns the block start, never NULL (aborts
  * when the system is out of memory). Block contents are uninitialised.
  * PLAIN requests are rounded up to at least 24 bytes so a freed block can
- * hold its freelist link after the object head; GC requests to 32 so the
+ * hold its freelist link after the object head; GC requests to 24 so the
  * object head is always inside the block.
  */
 static inline void *_rc_mem_alloc(size_t size, unsigned kind, bool *large);
@@ -118,6 +130,10 @@ static inline void _rc_mem_free(void *block, bool large);
 RC_INTERNAL size_t _rc_mem_block_size(const void *block, bool large);
 /* Return every arena and large block to the system (rc_shutdown). */
 RC_INTERNAL void _rc_mem_release_all(void);
+/* The collector's region (alloc.c): reserved on first use, sets
+ * REG.gc.link_base and region_size; returns n list heads in it (the same
+ * ones at every call: gc.c calls it once per rc_init). */
+RC_INTERNAL rc_gchead *_rc_gc_region_heads(size_t n);
 /* Visit every live object (refcnt != FREED) in arenas and the large list.
  * The visitor must not free; it may allocate if it initialises each new
  * object's head before returning (as rc_new_at does). */
@@ -136,7 +152,7 @@ RC_INTERNAL void _rc_mem_walk(rc_heap_visit_fn fn, void *arg);
  */
 #define RC_ALLOC_NKINDS 4u            /* usedpools is indexed by kind; FREE (0) stays empty */
 #define RC_PLAIN_MIN_SIZE 24u         /* object head (16) + freelist link (8) */
-#define RC_GC_MIN_SIZE 32u            /* gc head + object head: the walk reads the head at +16 */
+#define RC_GC_MIN_SIZE 24u            /* gc head + object head: the walk reads the head at +8 */
 #define RC_PLAIN_LINK_OFFSET 16u      /* the first word after the object head */
 #define RC_POOL_OF(p) ((rc_pool *)((uintptr_t)(p) & ~(uintptr_t)(RC_POOL_SIZE - 1)))
 
@@ -200,7 +216,7 @@ static inline void *_rc_mem_alloc(size_t size, unsigned kind, bool *large)
                                        : 1;
     if (size < min)
         size = min;
-    unsigned idx = (unsigned)((size - 1) >> 4);
+    unsigned idx = (unsigned)((size - 1) >> 3);
     rc_pool *pool = _rc_usedpools[kind][idx];
     if (RC_UNLIKELY(pool == NULL))
         return _rc_mem_alloc_new_pool(kind, idx);
@@ -348,7 +364,7 @@ RC_INTERNAL void _rc_gc_collect_due(void);
  * every tracked object is on exactly one list, its generation bits say
  * which, generations[].nobjects counts them).
  */
-#define RC_GC_PREV_MASK ((uintptr_t)3) /* flag bits of gc_prev during a collection */
+#define RC_GC_PREV_MASK RC_GC_LINK_FLAG /* flag bit of gc_prev during a collection */
 
 /* memstats.c (also declared in trace.h for the runtime's sources) */
 RC_INTERNAL void _rc_timeline_tick(void);
@@ -387,12 +403,12 @@ static inline void _rc_gc_on_free(void)
 static inline void _rc_gc_link_young(rc_object *o)
 {
     rc_gchead *g = AS_GC(o);
-    rc_gchead *head = &REG.gc.generations[0].head;
-    rc_gchead *last = (rc_gchead *)head->gc_prev;
-    g->gc_prev = (uintptr_t)last;
-    last->gc_next = (uintptr_t)g;
-    g->gc_next = (uintptr_t)head;
-    head->gc_prev = (uintptr_t)g;
+    rc_gchead *head = REG.gc.generations[0].head;
+    uint32_t lg = _rc_gc_link(g), lhead = _rc_gc_link(head), llast = head->gc_prev;
+    g->gc_prev = llast;
+    _rc_gc_ptr(llast)->gc_next = lg;
+    g->gc_next = lhead;
+    head->gc_prev = lg;
     REG.gc.tracked++;
     REG.gc.generations[0].nobjects++;
 }
@@ -411,10 +427,10 @@ static inline void _rc_gc_track(rc_object *o)
 static inline void _rc_gc_untrack_dying(rc_object *o)
 {
     rc_gchead *g = AS_GC(o);
-    rc_gchead *prev = (rc_gchead *)(g->gc_prev & ~RC_GC_PREV_MASK);
-    rc_gchead *next = (rc_gchead *)g->gc_next;
-    prev->gc_next = (uintptr_t)next;
-    next->gc_prev = (next->gc_prev & RC_GC_PREV_MASK) | (uintptr_t)prev;
+    uint32_t lprev = g->gc_prev & ~RC_GC_PREV_MASK, lnext = g->gc_next;
+    rc_gchead *next = _rc_gc_ptr(lnext);
+    _rc_gc_ptr(lprev)->gc_next = lnext;
+    next->gc_prev = (next->gc_prev & RC_GC_PREV_MASK) | lprev;
     o->ob_info &= ~RC_OBF_TRACKED;
     REG.gc.tracked--;
     (*_rc_gen_count(_rc_gen(o)))--;

@@ -101,7 +101,7 @@ void *rc_new_at(rc_type *type, size_t size, rc_site *site)
                      gen0->threshold)))
         return new_checked(type, size, site);
     size_t bsize = size + sizeof(rc_gchead);
-    unsigned idx = (unsigned)((bsize - 1) >> 4); /* bsize >= 32: no minimum to apply */
+    unsigned idx = (unsigned)((bsize - 1) >> 3); /* bsize >= 24: no minimum to apply */
     rc_pool *pool = _rc_usedpools[RC_KIND_GC][idx];
     if (RC_UNLIKELY(!pool))
         return new_checked(type, size, site);
@@ -294,7 +294,9 @@ uint32_t _rc_fields_shape(const rc_field *fields)
  * only way one death causes another), and the objects parked when that
  * went too deep (see the comment at the top). */
 static unsigned dealloc_depth;
-static rc_object *trash_pending; /* parked objects, linked through gc_next */
+static rc_object *trash_pending; /* parked objects, linked through their gc heads (8 bytes:
+                                    a whole pointer; parked objects are untracked) */
+_Static_assert(sizeof(rc_gchead) == sizeof(rc_object *), "a gc head holds a pointer");
 
 static void drain_trash(void);
 
@@ -557,8 +559,8 @@ static void drain_trash(void)
 {
     while (trash_pending) {
         rc_object *p = trash_pending;
-        trash_pending = (rc_object *)AS_GC(p)->gc_next;
-        AS_GC(p)->gc_next = 0;
+        memcpy(&trash_pending, AS_GC(p), sizeof trash_pending);
+        memset(AS_GC(p), 0, sizeof(rc_gchead));
         dealloc_depth++;
         dealloc_one(p);
         dealloc_depth--;
@@ -572,7 +574,7 @@ static __attribute__((noinline)) void dealloc_general(rc_object *o)
         /* Park it: untracked, so its gc head is free to hold the link. */
         if (o->ob_info & RC_OBF_TRACKED)
             _rc_gc_untrack(o);
-        AS_GC(o)->gc_next = (uintptr_t)trash_pending;
+        memcpy(AS_GC(o), &trash_pending, sizeof trash_pending);
         trash_pending = o;
         return;
     }

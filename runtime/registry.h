@@ -20,6 +20,9 @@
  *                           pool: rc_pool header (64 B), then blocks of one size class
  *                             block: [rc_gchead if kind == GC] rc_object ...
  *     large.next ... --> rc_large (32 B) [rc_gchead if kind == GC] rc_object ...
+ *     gc.link_base: the collector's region (arenas, large tracked blocks,
+ *                   generation list heads); 32-bit collector links are
+ *                   offsets into it
  *     types[ntypes]  --> rc_type (rc.h): name, size, fields[] (rc_field), ...
  *     sites[nsites]  --> {file, func, line}; site id = index (0 = unknown)
  *     roots[nroots]  --> {slot address, name}
@@ -39,15 +42,19 @@
  *     pools (the first word after the object head).
  *   - For a tracked object, (ob_info & RC_OBF_GEN_MASK) is its generation
  *     (3 = permanent/frozen) and it is linked in that generation's list.
- *   - Outside a collection gc_prev/gc_next are plain pointers. While
+ *   - Collector links are 32-bit (see rc_gchead): a link L names the gc head
+ *     at gc.link_base + ((L & ~1) << 2). Every gc head -- tracked objects,
+ *     large tracked blocks, the generation list heads -- lies in the
+ *     collector's region [gc.link_base, gc.link_base + gc.region_size).
+ *     Outside a collection bit 0 of both links is clear. While
  *     gc.collecting != 0, gc_prev of objects of the collected generations
- *     holds (gc_refs << 2 | 1) and the low bit of gc_next may be set: readers
+ *     holds (gc_refs << 1 | 1) and bit 0 of gc_next may be set: readers
  *     must not walk generation lists then (they do not need to) and should
  *     say that the core was taken mid-collection (gc.phase tells where).
  *   - Sizes: a tracked object occupies gc_head_size + type->size (+ var
- *     part); the pool block is the size rounded up to 16, and at least 32
- *     for object blocks (PLAIN requests are raised to 24, GC ones to 32;
- *     the 16-byte class only serves RAW blocks).
+ *     part); the pool block is the size rounded up to 8, and at least 24
+ *     for object blocks (PLAIN requests are raised to 24 -- head and
+ *     freelist link --, GC ones to 24 -- both heads). Objects are 8-aligned.
  *   - An in-use pool may have nused == 0: the allocator keeps one emptied
  *     pool per (kind, class) carved, its blocks all poisoned, to avoid
  *     thrashing. That is not corruption.
@@ -60,7 +67,7 @@
 #include <refscope/rc.h>
 
 #define RC_REGISTRY_MAGIC "RCSCOPE"   /* 8 bytes with the NUL */
-#define RC_REGISTRY_VERSION 1u
+#define RC_REGISTRY_VERSION 2u
 
 /* ---- object header ---------------------------------------------------- */
 
@@ -78,11 +85,22 @@
 #define RC_SITE_SHIFT 8         /* site id = ob_info >> 8                       */
 #define RC_GEN_PERMANENT 3u
 
-/* The collector head before every tracked object. */
+/*
+ * The collector head before every tracked object: 8 bytes, two 32-bit
+ * links. A link is (address of the gc head it names - gc.link_base) >> 2,
+ * so bit 0 of an encoded address is always clear and carries a flag (see
+ * the invariants above); the region holding every gc head is at most
+ * 16 GiB. CPython's head is two pointers (16 bytes): the 8 bytes saved
+ * make a 2-reference object 40 bytes instead of 48.
+ */
 typedef struct rc_gchead {
-    uintptr_t gc_next;
-    uintptr_t gc_prev;
+    uint32_t gc_next;
+    uint32_t gc_prev;
 } rc_gchead;
+
+#define RC_GC_LINK_SHIFT 2u
+#define RC_GC_LINK_FLAG 1u
+#define RC_GC_REGION_MAX ((uint64_t)16 << 30)
 
 /* rc_type.tp_flags */
 #define RC_TPF_REGISTERED 0x01u
@@ -98,9 +116,9 @@ typedef struct rc_gchead {
 #define RC_ARENA_SIZE ((size_t)1 << 20)   /* 1 MiB, aligned to its size */
 #define RC_POOL_SIZE ((size_t)1 << 14)    /* 16 KiB, aligned to its size */
 #define RC_POOLS_PER_ARENA (RC_ARENA_SIZE / RC_POOL_SIZE)
-#define RC_ALIGN 16u                      /* block sizes are multiples of 16 */
+#define RC_ALIGN 8u                       /* block sizes are multiples of 8 */
 #define RC_SMALL_MAX 512u                 /* larger requests go to the large list */
-#define RC_NUM_CLASSES (RC_SMALL_MAX / RC_ALIGN) /* 32 size classes: 16 .. 512 */
+#define RC_NUM_CLASSES (RC_SMALL_MAX / RC_ALIGN) /* 64 size classes: 8 .. 512 */
 #define RC_POOL_HEADER_SIZE 64u
 
 #define RC_POOL_MAGIC 0x4C4F4F50u   /* "POOL" */
@@ -114,7 +132,7 @@ typedef struct rc_gchead {
 
 typedef struct rc_pool {
     uint32_t magic;          /* RC_POOL_MAGIC while the pool is carved */
-    uint16_t szidx;          /* size class: block size = (szidx + 1) * 16 */
+    uint16_t szidx;          /* size class: block size = (szidx + 1) * 8 */
     uint8_t kind;            /* RC_KIND_* */
     uint8_t reserved;
     uint32_t nused;          /* blocks in use */
@@ -177,7 +195,7 @@ typedef struct rc_root_entry {
 /* ---- collector ---------------------------------------------------------- */
 
 typedef struct rc_generation {
-    rc_gchead head;          /* list head (circular, doubly linked) */
+    rc_gchead *head;         /* list head (circular, doubly linked), in the region */
     int32_t threshold;
     int32_t reserved;
     uint64_t count;          /* allocations (gen 0) or collections of the younger gen */
@@ -209,6 +227,8 @@ typedef struct rc_gc_state {
     uint64_t long_lived_pending;
     rc_gc_stats stats[3];
     uint64_t tracked;            /* objects in all generation lists */
+    uint64_t link_base;          /* the collector's region: where links count from */
+    uint64_t region_size;        /* its bytes (at most RC_GC_REGION_MAX) */
 } rc_gc_state;
 
 /* ---- tracing (trace.c, memstats.c) ---------------------------------------- */
@@ -290,7 +310,7 @@ typedef struct rc_registry {
     uint32_t size;               /* sizeof(rc_registry) */
     /* layout facts: a reader checks them against what it was built for */
     uint32_t object_head_size;   /* sizeof(rc_object) = 16 */
-    uint32_t gc_head_size;       /* sizeof(rc_gchead) = 16 */
+    uint32_t gc_head_size;       /* sizeof(rc_gchead) = 8 */
     uint32_t arena_size, pool_size, pool_header_size, align, small_max;
     uint32_t type_struct_size;   /* sizeof(rc_type) */
     uint32_t field_struct_size;  /* sizeof(rc_field) */

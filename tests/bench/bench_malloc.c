@@ -4,7 +4,7 @@
  * against. Built twice from this file: with glibc's malloc/free, and with
  * -DBENCH_MIMALLOC with mimalloc's mi_malloc/mi_free.
  *
- *   alloc N    allocate and free N blocks of --size (48) bytes, in batches
+ *   alloc N    allocate and free N blocks of --size (40) bytes, in batches
  *              of --batch (1000) live blocks, as bench_rc alloc does with
  *              Nodes; each block gets what a Node's constructor writes
  *              (refcount, flags, type, two references), so the same cache
@@ -29,9 +29,9 @@
 #endif
 
 /* What a Node constructor writes: the words of gc head, object head and the
- * two references (the block is at least 48 bytes). */
+ * two references (the block is at least 40 bytes, a Node's size). */
 typedef struct fake_node {
-    void *gc_next, *gc_prev;
+    uint32_t gc_next, gc_prev;
     uint32_t refcnt, info;
     const void *type;
     void *next, *other;
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
         bench_usage(usage);
     const char *w = argv[1];
     size_t n = bench_parse_count(argv[2]);
-    size_t size = 48, batch = 1000;
+    size_t size = 40, batch = 1000;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
             size = bench_parse_count(argv[++i]);

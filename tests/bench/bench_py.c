@@ -3,8 +3,8 @@
  * CPython 3.11 embedded through its C API (the peer refscope is measured
  * against). Objects are built with PyTuple_New / PyList_New, or, with
  * --kind slots, as instances of `class Node: __slots__ = ('next', 'other')`,
- * whose layout is exactly refscope's Node (16 B gc head + 16 B head + two
- * references = 48 B).
+ * whose layout is refscope's Node but for the gc head (16 B gc head + 16 B
+ * head + two references = 48 B; refscope's gc head is 8 B: 40 B).
  *
  *   alloc N      batches of --batch (1000) tuples (parent_list, 1), then
  *                freed; the collector on with its default thresholds, as in

@@ -2,9 +2,9 @@
  * bench_rc WORKLOAD N [options]: one workload on the refscope runtime.
  *
  * The object of every workload is a Node: a tracked object with two
- * references (next, other), 16 B gc head + 16 B object head + 16 B of
- * references = 48 B, the same as a CPython instance of a class with two
- * __slots__. bench_py.c builds the same graphs with CPython objects and
+ * references (next, other), 8 B gc head + 16 B object head + 16 B of
+ * references = 40 B (a CPython instance of a class with two __slots__ is
+ * 48 B: its gc head is two pointers). bench_py.c builds the same graphs with CPython objects and
  * bench_malloc.c allocates the same bytes with malloc; the runner compares
  * them.
  *

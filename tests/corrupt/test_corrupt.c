@@ -454,7 +454,7 @@ Test(corrupt, registry_bad_version)
     victim v = corrupt_core("version");
     result r = refscope(v.core, "cycles", NULL);
     expect_input_error(r, "registry version 99 at ");
-    assert_has(r.err, "this engine reads version 1");
+    assert_has(r.err, "this engine reads version 2");
     result_free(&r);
 }
 

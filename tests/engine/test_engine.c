@@ -975,6 +975,13 @@ Test(engine, labels_decoded_again)
               "labels %s, %s", l0, l1);
     json_decref(j);
 
+    /* (labels of another source, so that the tuple's are decoded afresh
+     * below, whichever source the query above decoded last) */
+    snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(d));
+    j = report(h, cmd, NULL);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "referrers"), 0), "label"), "list[1]");
+    json_decref(j);
+
     /* the tuple's slot 57 now holds item 58: its referrer label is unknown */
     rc_object **slot = NULL;
     for (rc_object **p = (rc_object **)(void *)tup; p < (rc_object **)(void *)tup + 200; p++)

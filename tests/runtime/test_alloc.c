@@ -28,9 +28,9 @@ static size_t rounded(size_t size, unsigned kind)
 {
     if (kind == RC_KIND_PLAIN && size < 24)
         size = 24;
-    if (kind == RC_KIND_GC && size < 32)
-        size = 32;
-    return (size + 15) & ~(size_t)15;
+    if (kind == RC_KIND_GC && size < 24)
+        size = 24;
+    return (size + RC_ALIGN - 1) & ~(size_t)(RC_ALIGN - 1);
 }
 
 static void *alloc_small(size_t size, unsigned kind)
@@ -161,7 +161,7 @@ static void check_heap(void)
             cr_assert(p->kind == RC_KIND_PLAIN || p->kind == RC_KIND_GC);
             cr_assert_lt(p->szidx, RC_NUM_CLASSES);
             cr_assert_eq(p->arenaindex, i);
-            size_t bsize = ((size_t)p->szidx + 1) * 16;
+            size_t bsize = ((size_t)p->szidx + 1) * RC_ALIGN;
             cr_assert_eq(p->maxnextoffset, RC_POOL_SIZE - bsize);
             cr_assert_eq((p->nextoffset - RC_POOL_HEADER_SIZE) % bsize, 0);
             size_t carved = (p->nextoffset - RC_POOL_HEADER_SIZE) / bsize;
@@ -253,10 +253,11 @@ Test(alloc, size_classes_and_plain_minimum)
         unsigned kind;
         size_t block;
     } cases[] = {
-        {0, RC_KIND_GC, 32},      {1, RC_KIND_GC, 32},      {16, RC_KIND_GC, 32},
-        {17, RC_KIND_GC, 32},     {32, RC_KIND_GC, 32},     {48, RC_KIND_GC, 48},
-        {512, RC_KIND_GC, 512},   {1, RC_KIND_PLAIN, 32},   {16, RC_KIND_PLAIN, 32},
-        {24, RC_KIND_PLAIN, 32},  {25, RC_KIND_PLAIN, 32},  {33, RC_KIND_PLAIN, 48},
+        {0, RC_KIND_GC, 24},      {1, RC_KIND_GC, 24},      {16, RC_KIND_GC, 24},
+        {17, RC_KIND_GC, 24},     {25, RC_KIND_GC, 32},     {40, RC_KIND_GC, 40},
+        {48, RC_KIND_GC, 48},     {512, RC_KIND_GC, 512},   {1, RC_KIND_PLAIN, 24},
+        {16, RC_KIND_PLAIN, 24},  {24, RC_KIND_PLAIN, 24},  {25, RC_KIND_PLAIN, 32},
+        {33, RC_KIND_PLAIN, 40},
         {511, RC_KIND_PLAIN, 512}, {512, RC_KIND_PLAIN, 512},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -266,7 +267,7 @@ Test(alloc, size_classes_and_plain_minimum)
         rc_pool *pool = pool_of(p);
         cr_assert_eq(pool->magic, RC_POOL_MAGIC);
         cr_assert_eq(pool->kind, cases[i].kind);
-        cr_assert_eq(((size_t)pool->szidx + 1) * 16, cases[i].block);
+        cr_assert_eq(((size_t)pool->szidx + 1) * RC_ALIGN, cases[i].block);
         free_block(p, cases[i].kind, false);
     }
     check_heap();
@@ -287,8 +288,8 @@ Test(alloc, counters_exact)
         set_live(blocks[i], kinds[i]);
         size_t b = rounded(size, kinds[i]);
         bytes += b;
-        by_class[b / 16 - 1]++;
-        per_pool_count[kinds[i]][b / 16 - 1]++;
+        by_class[b / RC_ALIGN - 1]++;
+        per_pool_count[kinds[i]][b / RC_ALIGN - 1]++;
     }
     const rc_alloc_stats *st = &REG.alloc;
     cr_assert_eq(st->blocks_in_use - before.blocks_in_use, N);
@@ -297,7 +298,7 @@ Test(alloc, counters_exact)
     for (unsigned c = 0; c < RC_NUM_CLASSES; c++) {
         cr_assert_eq(st->blocks_by_class[c] - before.blocks_by_class[c], by_class[c]);
         /* Blocks are handed out in order from fresh pools: ceil(n / capacity). */
-        size_t cap = POOL_CAPACITY((c + 1) * 16);
+        size_t cap = POOL_CAPACITY((c + 1) * RC_ALIGN);
         uint64_t p = 0;
         for (unsigned k = RC_KIND_PLAIN; k <= RC_KIND_GC; k++)
             p += (per_pool_count[k][c] + cap - 1) / cap;
@@ -410,8 +411,8 @@ Test(alloc, plain_minimum_holds_the_link)
     unsigned char *b = alloc_small(1, RC_KIND_PLAIN);
     head_of(b, RC_KIND_PLAIN)->ob_refcnt = RC_REFCNT_FREED;
     _rc_mem_free(b, false);
-    /* The link (offset 16..23) lies inside the 32-byte block. */
-    cr_assert_eq(_rc_mem_block_size(b, false), 32);
+    /* The link (offset 16..23) lies inside the 24-byte block. */
+    cr_assert_eq(_rc_mem_block_size(b, false), 24);
     void *again = alloc_small(1, RC_KIND_PLAIN);
     cr_assert_eq(again, (void *)b);
     free_block(again, RC_KIND_PLAIN, false);
@@ -546,7 +547,7 @@ Test(alloc, usable_arenas_stay_sorted)
     enum { ARENAS = 6, PER_POOL = 31, N = ARENAS * 64 * PER_POOL };
     void **blocks = malloc(N * sizeof *blocks);
     for (size_t i = 0; i < N; i++) {
-        blocks[i] = alloc_small(500, RC_KIND_PLAIN);
+        blocks[i] = alloc_small(512, RC_KIND_PLAIN);
         set_live(blocks[i], RC_KIND_PLAIN);
     }
     /* Group the blocks by pool: sorted by address, a pool's blocks are
@@ -583,7 +584,7 @@ Test(alloc, usable_arenas_stay_sorted)
     enum { REFILL = 40 * PER_POOL };
     void *more[REFILL];
     for (size_t i = 0; i < REFILL; i++) {
-        more[i] = alloc_small(500, RC_KIND_PLAIN);
+        more[i] = alloc_small(512, RC_KIND_PLAIN);
         set_live(more[i], RC_KIND_PLAIN);
         if (i % PER_POOL == 0)
             check_lists();

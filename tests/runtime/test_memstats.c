@@ -19,7 +19,7 @@ static void setup(void) { rc_init(); }
 TestSuite(memstats, .init = setup);
 
 #define INT_SIZE 24u  /* rc_sizeof(int): 16-byte head + int64 */
-#define GC_HEAD 16u
+#define GC_HEAD 8u
 
 /* ---- sizes ------------------------------------------------------------------ */
 
@@ -132,12 +132,12 @@ Test(memstats, mallocstats_totals_agree_with_the_allocator)
     rc_mallocstats st;
     cr_assert_eq(rc_mallocstats_get(&st), 0);
     const rc_alloc_stats *a = &rc_debug_registry.alloc;
-    cr_assert_eq(st.nclasses, 32);
+    cr_assert_eq(st.nclasses, 64);
     cr_assert_eq(st.blocks_in_use, a->blocks_in_use);
     cr_assert_eq(st.pools_in_use, a->pools_in_use);
     cr_assert_eq(st.allocated_bytes, a->small_bytes);
-    for (unsigned i = 0; i < 32; i++) {
-        cr_assert_eq(st.classes[i].size, (i + 1) * 16);
+    for (unsigned i = 0; i < 64; i++) {
+        cr_assert_eq(st.classes[i].size, (i + 1) * 8);
         cr_assert_eq(st.classes[i].blocks_in_use, a->blocks_by_class[i], "class %u", i);
         cr_assert_eq(st.classes[i].pools, a->pools_by_class[i], "class %u", i);
     }
@@ -179,14 +179,14 @@ Test(memstats, debug_mallocstats_prints_pythons_table)
     rc_debug_mallocstats(out);
     fclose(out);
     const rc_alloc_stats *a = &rc_debug_registry.alloc;
-    const char *header = "Small block threshold = 512, in 32 size classes.\n\n"
+    const char *header = "Small block threshold = 512, in 64 size classes.\n\n"
                          "class   size   num pools   blocks in use  avail blocks\n"
                          "-----   ----   ---------   -------------  ------------\n";
     cr_assert(strncmp(text, header, strlen(header)) == 0, "header:\n%s", text);
     char row[128];
-    snprintf(row, sizeof row, "\n    1     32 %11llu %15llu ", (unsigned long long)a->pools_by_class[1],
-             (unsigned long long)a->blocks_by_class[1]);
-    cr_assert(strstr(text, row), "row of class 1 (%s) in:\n%s", row, text);
+    snprintf(row, sizeof row, "\n    2     24 %11llu %15llu ", (unsigned long long)a->pools_by_class[2],
+             (unsigned long long)a->blocks_by_class[2]);
+    cr_assert(strstr(text, row), "row of class 2 (%s) in:\n%s", row, text);
     cr_assert_eq(value_of(text, "# bytes in allocated blocks"), a->small_bytes);
     cr_assert_eq(value_of(text, "# arenas allocated total"), a->arenas_allocated);
     cr_assert_eq(value_of(text, "# arenas allocated current"), a->arenas_in_use);
@@ -256,7 +256,7 @@ Test(memstats, timeline_manual_samples)
     rc_timeline_sample s[4];
     cr_assert_eq(samples(s, 4), 1);
     cr_assert_eq(s[0].reason, RC_SAMPLE_MANUAL);
-    cr_assert_eq(s[0].traced, 32, "the traced int");
+    cr_assert_eq(s[0].traced, 24, "the traced int");
     cr_assert_gt(s[0].rss, 0);
     cr_assert_gt(s[0].time_ns, 0);
     const rc_alloc_stats *a = &rc_debug_registry.alloc;

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define INT_BLOCK 32u
-#define LIST_BLOCK 64u
+#define INT_BLOCK 24u
+#define LIST_BLOCK 48u
 /* __FILE__ as the tracer prints it: leading "./" and "../" removed (meson
  * compiles "../tests/runtime/test_trace.c": "tests/runtime/test_trace.c"). */
 static const char *this_file(void)
@@ -233,9 +233,9 @@ Test(trace, statistics_by_lineno)
     cr_assert_eq(st[1].count, 1);
 
     char buf[256], want[256];
-    snprintf(want, sizeof want, "%s:%d: size=352 B, count=11, average=32 B", THIS_FILE, line);
+    snprintf(want, sizeof want, "%s:%d: size=264 B, count=11, average=24 B", THIS_FILE, line);
     cr_assert_str_eq(rc_statistic_str(&st[0], buf, sizeof buf), want);
-    snprintf(want, sizeof want, "%s:%d: size=64 B, count=1, average=64 B", THIS_FILE, list_line);
+    snprintf(want, sizeof want, "%s:%d: size=48 B, count=1, average=48 B", THIS_FILE, list_line);
     cr_assert_str_eq(rc_statistic_str(&st[1], buf, sizeof buf), want);
     rc_statistics_free(st);
     rc_snapshot_free(s);
@@ -278,7 +278,7 @@ Test(trace, statistics_by_filename)
     cr_assert_eq(st[0].count, 5);
     char buf[256];
     char want[256];
-    snprintf(want, sizeof want, "%s:0: size=192 B, count=5, average=38 B", THIS_FILE);
+    snprintf(want, sizeof want, "%s:0: size=144 B, count=5, average=29 B", THIS_FILE);
     cr_assert_str_eq(rc_statistic_str(&st[0], buf, sizeof buf), want);
     rc_statistics_free(st);
 
@@ -343,24 +343,24 @@ Test(trace, compare_to_shows_growth)
     cr_assert_eq(n, 3);
     char buf[256], want[256];
     /* sorted by (|size_diff|, size, |count_diff|, count, traceback) descending */
-    snprintf(want, sizeof want, "%s:%d: size=128 B (+128 B), count=4 (+4), average=32 B",
+    snprintf(want, sizeof want, "%s:%d: size=96 B (+96 B), count=4 (+4), average=24 B",
              THIS_FILE, l2);
     cr_assert_str_eq(rc_statistic_diff_str(&d[0], buf, sizeof buf), want);
-    snprintf(want, sizeof want, "%s:%d: size=160 B (+64 B), count=5 (+2), average=32 B",
+    snprintf(want, sizeof want, "%s:%d: size=120 B (+48 B), count=5 (+2), average=24 B",
              THIS_FILE, l1);
     cr_assert_str_eq(rc_statistic_diff_str(&d[1], buf, sizeof buf), want);
-    snprintf(want, sizeof want, "%s:%d: size=0 B (-64 B), count=0 (-2)", THIS_FILE, l3);
+    snprintf(want, sizeof want, "%s:%d: size=0 B (-48 B), count=0 (-2)", THIS_FILE, l3);
     cr_assert_str_eq(rc_statistic_diff_str(&d[2], buf, sizeof buf), want);
-    cr_assert_eq(d[0].size_diff, 128);
+    cr_assert_eq(d[0].size_diff, 96);
     cr_assert_eq(d[0].count_diff, 4);
     cr_assert_eq(d[2].size, 0);
-    cr_assert_eq(d[2].size_diff, -64);
+    cr_assert_eq(d[2].size_diff, -48);
     rc_statistics_free(d);
 
     /* unchanged lines show +0 */
     d = rc_snapshot_compare_to(now, now, RC_BY_LINENO, false, &n);
     cr_assert_eq(n, 2);
-    snprintf(want, sizeof want, "%s:%d: size=160 B (+0 B), count=5 (+0), average=32 B",
+    snprintf(want, sizeof want, "%s:%d: size=120 B (+0 B), count=5 (+0), average=24 B",
              THIS_FILE, l1);
     cr_assert_str_eq(rc_statistic_diff_str(&d[0], buf, sizeof buf), want);
     rc_statistics_free(d);

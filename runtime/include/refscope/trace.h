@@ -253,7 +253,7 @@ rc_snapshot *rc_snapshot_load(const char *path);
  * objects are not counted. 0 for NULL. */
 size_t rc_sizeof_deep(rc_object *o);
 
-#define RC_MALLOCSTATS_NCLASSES 32
+#define RC_MALLOCSTATS_NCLASSES 64
 
 typedef struct rc_mallocstats_class {
     uint32_t size;             /* block size of the class */
@@ -266,7 +266,7 @@ typedef struct rc_mallocstats_class {
 /* The numbers of sys._debugmallocstats(), computed by walking the arenas.
  * Invariant: total == arenas_current * arena size. */
 typedef struct rc_mallocstats {
-    uint32_t nclasses;          /* 32: 16 .. 512 bytes */
+    uint32_t nclasses;          /* 64: 8 .. 512 bytes */
     uint32_t small_max;         /* 512 */
     rc_mallocstats_class classes[RC_MALLOCSTATS_NCLASSES];
     uint64_t arenas_allocated;  /* # arenas allocated total */

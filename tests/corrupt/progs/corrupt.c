@@ -172,11 +172,14 @@ int main(int argc, char **argv)
         die("large-loop");
     }
     if (!strcmp(mode, "gen-cross")) {
-        rc_gchead *g0 = (rc_gchead *)rc_debug_registry.gc.generations[0].head.gc_next;
-        rc_gchead *g2 = (rc_gchead *)rc_debug_registry.gc.generations[2].head.gc_next;
+        uintptr_t base = (uintptr_t)rc_debug_registry.gc.link_base;
+        rc_gchead *g0 = (rc_gchead *)(base + ((uintptr_t)rc_debug_registry.gc.generations[0].head->gc_next
+                                              << RC_GC_LINK_SHIFT));
+        rc_gchead *g2 = (rc_gchead *)(base + ((uintptr_t)rc_debug_registry.gc.generations[2].head->gc_next
+                                              << RC_GC_LINK_SHIFT));
         fact("gen0_first", g0 + 1);
         fact("gen2_first", g2 + 1);
-        g0->gc_next = (uintptr_t)gchead(g2 + 1);
+        g0->gc_next = (uint32_t)(((uintptr_t)gchead(g2 + 1) - base) >> RC_GC_LINK_SHIFT);
         die("gen-cross");
     }
     if (!strcmp(mode, "arena-outside")) {
