@@ -37,7 +37,7 @@ __attribute__((used, visibility("default"))) rc_registry rc_debug_registry = {
 _Static_assert(sizeof(rc_object) == 16, "object head is 16 bytes");
 _Static_assert(sizeof(rc_gchead) == 8, "gc head is 8 bytes");
 _Static_assert(sizeof(rc_pool) <= RC_POOL_HEADER_SIZE, "pool header fits");
-_Static_assert(sizeof(rc_large) == 32, "large header keeps 16-byte alignment");
+_Static_assert(sizeof(rc_large) == 32, "large header keeps blocks aligned");
 
 int _rc_initialized;
 

@@ -3,9 +3,9 @@
  * compare_to, filters, dump/load, object tracebacks and tracemalloc's
  * printed formats, with exact numbers.
  *
- * Sizes are block sizes: an int (16-byte head + 8) is a 24-byte request,
- * a 32-byte block; a list (16-byte gc head + 16 + items, len, capacity) is
- * 56 bytes, a 64-byte block.
+ * Sizes are block sizes: an int (16-byte head + 8) is a 24-byte request
+ * and block; a list (8-byte gc head + 16 + items, len, capacity) is 48
+ * bytes, a 48-byte block.
  */
 #include <refscope/rc.h>
 

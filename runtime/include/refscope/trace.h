@@ -12,7 +12,7 @@
  *
  * What a trace measures. A traced object's size is the memory its block
  * really occupies: object head, collector head (tracked types) and the
- * allocator's rounding up to its size class (16-byte steps up to 512 B;
+ * allocator's rounding up to its size class (8-byte steps up to 512 B;
  * larger objects count their malloc'd size without the 32-byte rc_large
  * header). It is the same number at allocation and at free, so `current`
  * returns exactly to its old value when what was allocated is freed. That
