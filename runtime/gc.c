@@ -183,6 +183,9 @@ void _rc_gc_init(void)
 {
     static const int32_t thresholds[3] = {700, 10, 10};
     heads = _rc_gc_region_heads(NHEADS);
+    /* _rc_gc_link_young relies on it: generation 0's head is the base */
+    if ((uintptr_t)&heads[HEAD_GEN0] != (uintptr_t)GC.link_base)
+        _rc_fatal("internal error: generation 0's list head is not the region's base");
     for (int i = 0; i < 3; i++) {
         GC.generations[i].head = &heads[HEAD_GEN0 + i];
         list_init(GEN_HEAD(i));

@@ -402,12 +402,14 @@ static inline void _rc_gc_on_free(void)
  * (RC_OBF_TRACKED, generation bits 0). */
 static inline void _rc_gc_link_young(rc_object *o)
 {
-    rc_gchead *g = AS_GC(o);
-    rc_gchead *head = REG.gc.generations[0].head;
-    uint32_t lg = _rc_gc_link(g), lhead = _rc_gc_link(head), llast = head->gc_prev;
+    /* Generation 0's head is the first of the region (gc.c, HEAD_GEN0): its
+     * address is the base and its link 0. Head links carry no flag. */
+    uintptr_t base = (uintptr_t)REG.gc.link_base;
+    rc_gchead *g = AS_GC(o), *head = (rc_gchead *)base;
+    uint32_t lg = (uint32_t)(((uintptr_t)g - base) >> RC_GC_LINK_SHIFT), llast = head->gc_prev;
     g->gc_prev = llast;
-    _rc_gc_ptr(llast)->gc_next = lg;
-    g->gc_next = lhead;
+    ((rc_gchead *)(base + ((uintptr_t)llast << RC_GC_LINK_SHIFT)))->gc_next = lg;
+    g->gc_next = 0;
     head->gc_prev = lg;
     REG.gc.tracked++;
     REG.gc.generations[0].nobjects++;
@@ -427,9 +429,12 @@ static inline void _rc_gc_track(rc_object *o)
 static inline void _rc_gc_untrack_dying(rc_object *o)
 {
     rc_gchead *g = AS_GC(o);
+    /* (gc_next has no flag here: it has one only inside move_unreachable,
+     * where nothing dies.) */
+    uintptr_t base = (uintptr_t)REG.gc.link_base;
     uint32_t lprev = g->gc_prev & ~RC_GC_PREV_MASK, lnext = g->gc_next;
-    rc_gchead *next = _rc_gc_ptr(lnext);
-    _rc_gc_ptr(lprev)->gc_next = lnext;
+    rc_gchead *next = (rc_gchead *)(base + ((uintptr_t)lnext << RC_GC_LINK_SHIFT));
+    ((rc_gchead *)(base + ((uintptr_t)lprev << RC_GC_LINK_SHIFT)))->gc_next = lnext;
     next->gc_prev = (next->gc_prev & RC_GC_PREV_MASK) | lprev;
     o->ob_info &= ~RC_OBF_TRACKED;
     REG.gc.tracked--;
