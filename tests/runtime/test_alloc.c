@@ -857,3 +857,75 @@ Test(alloc, one_empty_pool_is_cached)
     cr_assert_eq(pa->kind, RC_KIND_FREE);
     check_heap();
 }
+
+/* ---- the collector's region ----------------------------------------------------- */
+
+static bool in_region(const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)REG.gc.link_base;
+    return a >= base && a + len <= base + REG.gc.region_size;
+}
+
+/* Every gc head lies in the region that 32-bit collector links count from:
+ * arenas (GC and PLAIN pools alike), large tracked blocks, the list heads.
+ * Large untracked blocks stay malloc's. */
+Test(alloc, gc_heads_live_in_the_region)
+{
+    rc_init(); /* the region is reserved by the first arena or rc_init */
+    cr_assert_neq(REG.gc.link_base, 0);
+    cr_assert_eq(REG.gc.link_base % RC_ARENA_SIZE, 0);
+    cr_assert_geq(REG.gc.region_size, (uint64_t)64 << 20);
+    cr_assert_leq(REG.gc.region_size, RC_GC_REGION_MAX);
+    cr_assert_eq(REG.gc.region_size & (REG.gc.region_size - 1), 0, "a power of two");
+    cr_assert_eq((uintptr_t)REG.gc.generations[0].head, (uintptr_t)REG.gc.link_base,
+                 "generation 0's head is the base (link 0)");
+    for (int g = 0; g < 3; g++)
+        cr_assert(in_region(REG.gc.generations[g].head, sizeof(rc_gchead)));
+    cr_assert(in_region(REG.gc.permanent.head, sizeof(rc_gchead)));
+
+    void *g = alloc_small(40, RC_KIND_GC), *p = alloc_small(40, RC_KIND_PLAIN);
+    cr_assert(in_region(g, 40) && in_region(p, 40));
+    bool large;
+    void *lg = _rc_mem_alloc(5000, RC_KIND_GC, &large);
+    cr_assert(large);
+    cr_assert(in_region(lg, 5000), "a large tracked block is carved from the region");
+    cr_assert_eq(((uintptr_t)lg - sizeof(rc_large)) % 4096, 0, "whole pages");
+    void *lp = _rc_mem_alloc(5000, RC_KIND_PLAIN, &large);
+    cr_assert(large);
+    cr_assert_not(in_region(lp, 1), "large untracked blocks are malloc's");
+    set_live(lg, RC_KIND_GC);
+    free_block(lg, RC_KIND_GC, true);
+    /* a freed range serves the next large tracked block that fits */
+    void *lg2 = _rc_mem_alloc(6000, RC_KIND_GC, &large);
+    cr_assert_eq(lg2, lg, "the freed pages are reused");
+    set_live(lg2, RC_KIND_GC);
+    free_block(lg2, RC_KIND_GC, true);
+    set_live(lp, RC_KIND_PLAIN);
+    free_block(lp, RC_KIND_PLAIN, true);
+    free_block(g, RC_KIND_GC, false);
+    free_block(p, RC_KIND_PLAIN, false);
+    check_heap();
+}
+
+/* Links decode to the neighbours: walking generation 0 by links from its
+ * head reaches a new tracked object and comes back to the head, both ways. */
+Test(alloc, links_walk_the_generation)
+{
+    rc_object *a = rc_list_new(), *b = rc_list_new();
+    rc_gchead *head = REG.gc.generations[0].head;
+    size_t n = 0;
+    bool seen_a = false, seen_b = false;
+    uint32_t prev = _rc_gc_link(head);
+    for (rc_gchead *g = _rc_gc_ptr(head->gc_next); g != head; g = _rc_gc_ptr(g->gc_next)) {
+        cr_assert_eq(g->gc_prev, prev, "gc_prev names the node before");
+        seen_a |= FROM_GC(g) == a;
+        seen_b |= FROM_GC(g) == b;
+        prev = _rc_gc_link(g);
+        cr_assert_lt(++n, 10000000, "a loop");
+    }
+    cr_assert_eq(head->gc_prev, prev, "the head's gc_prev names the last node");
+    cr_assert(seen_a && seen_b);
+    cr_assert_eq(_rc_gc_ptr(AS_GC(a)->gc_next), AS_GC(b), "b was tracked right after a");
+    rc_decref(a);
+    rc_decref(b);
+}

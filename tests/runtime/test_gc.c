@@ -1205,3 +1205,24 @@ Test(gc, registry_generation_object_counts)
                      rc_debug_registry.gc.generations[1].nobjects +
                      rc_debug_registry.gc.generations[2].nobjects);
 }
+
+/* gc_refs has 31 bits: a refcount of 2^31 or more is taken as 2^31 - 1.
+ * Such an object is referenced from outside whatever internal references
+ * are subtracted, so its cycle survives; back to its real count, the cycle
+ * is garbage. */
+Test(gc, refcount_beyond_gc_refs_range_survives)
+{
+    Node *x = node_new(), *y = node_new();
+    rc_set(&x->a, RC_OBJ(y));
+    rc_set(&y->a, RC_OBJ(x));
+    rc_decref(y);
+    rc_decref(x); /* the pair is garbage now: x's one holder is y */
+    /* As if 2^31 more holders: 2^31 + 1, which a 31-bit field without the
+     * clamp would keep as 1, and subtracting y's reference would make 0. */
+    x->ob_base.ob_refcnt += 0x80000000u;
+    cr_assert_eq(rc_gc_collect(2), 0);
+    cr_assert_eq(destroyed, 0);
+    x->ob_base.ob_refcnt -= 0x80000000u;
+    cr_assert_eq(rc_gc_collect(2), 2);
+    cr_assert_eq(destroyed, 2);
+}
