@@ -256,10 +256,14 @@ void *rs_xrealloc(void *p, size_t n)
                 live_hi = (uintptr_t)(q + len);
             if ((uintptr_t)q < live_lo)
                 live_lo = (uintptr_t)q;
-        } else if (n + 2 * HUGE_PAGE <= m->len) { /* shrink a lot: give the tail back */
+        } else if (n + 2 * HUGE_PAGE <= m->len) { /* shrink a lot: the tail is kept */
+            /* (its pages are populated: the next table gets them, rather
+             * than fresh ones, as when a whole table is freed) */
             size_t len = round_len(n ? n : 1);
-            munmap(m->base + len, m->len - len);
+            retire((mapping){m->base + len, m->len - len, m->dirty > len ? m->dirty - len : 0});
             m->len = len;
+            if (m->dirty > len)
+                m->dirty = len;
         }
         if (n > m->dirty)
             m->dirty = n;
