@@ -52,6 +52,10 @@ typedef struct rc_type rc_type;
  * Objects are 8-aligned (block sizes are multiples of 8, as in CPython
  * before 3.8): a member that needs 16-byte alignment (long double,
  * __int128, _Alignas(16)) does not get it in an object.
+ * The links are offsets into one reserved range of address space that
+ * holds every object up to 512 bytes and every tracked one: 16 GiB of
+ * them at most (less where RLIMIT_AS allows less); past it an allocation
+ * is a fatal out-of-memory error.
  *
  *   ob_refcnt  the reference count (rc_refcount); 0xDEAD0BAD once freed
  *   ob_info    bits 0..7 flags (RC_OBF_*), bits 8..31 allocation-site id
