@@ -9,7 +9,7 @@
  * that is the difference between the memory of 2 objects and of 1. The
  * lesson quotes "~40-50% per object" for CPython, whose instance dicts
  * share their keys with the class; the runtime's dicts do not, so the
- * saving here is larger (about 70% with the ints counted, 80% without).
+ * saving here is larger (about 77% with the ints counted, 83% without).
  * The price: no attributes other than the declared ones.
  *
  * The Python it mirrors:
