@@ -173,11 +173,28 @@ typedef struct range {
     size_t len;
 } range;
 
+/* A list of freed ranges of the region. */
+typedef struct range_list {
+    range *r;
+    size_t n, cap;
+} range_list;
+
 static uintptr_t region_base, region_end, arena_top, large_low;
-static uintptr_t *free_arena_addrs;
-static size_t nfree_arenas, capfree_arenas;
-static range *free_large_ranges;
-static size_t nfree_large, capfree_large;
+static range_list free_arenas; /* each RC_ARENA_SIZE, aligned to it */
+static range_list free_pages;  /* whole pages, for large tracked blocks */
+
+static void range_push(range_list *l, uintptr_t addr, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        range *t = realloc(l->r, cap * sizeof *t);
+        if (!t)
+            _rc_fatal("out of memory: a list of freed ranges");
+        l->r = t;
+        l->cap = cap;
+    }
+    l->r[l->n++] = (range){addr, len};
+}
 
 static void *map_fixed(uintptr_t addr, size_t len, int prot)
 {
@@ -240,8 +257,8 @@ static uintptr_t map_arena(void)
     if (!region_base)
         region_reserve();
     uintptr_t base;
-    if (nfree_arenas) {
-        base = free_arena_addrs[--nfree_arenas];
+    if (free_arenas.n) {
+        base = free_arenas.r[--free_arenas.n].addr;
     } else {
         if (large_low - arena_top < RC_ARENA_SIZE)
             region_full(RC_ARENA_SIZE);
@@ -257,15 +274,7 @@ static void unmap_arena(uintptr_t base)
 {
     if (!map_fixed(base, RC_ARENA_SIZE, PROT_NONE))
         _rc_fatal("mmap over a freed arena failed");
-    if (nfree_arenas == capfree_arenas) {
-        size_t cap = capfree_arenas ? capfree_arenas * 2 : 64;
-        uintptr_t *t = realloc(free_arena_addrs, cap * sizeof *t);
-        if (!t)
-            _rc_fatal("out of memory: the free arena list");
-        free_arena_addrs = t;
-        capfree_arenas = cap;
-    }
-    free_arena_addrs[nfree_arenas++] = base;
+    range_push(&free_arenas, base, RC_ARENA_SIZE);
 }
 
 /* len bytes (a multiple of PAGE) of fresh memory in the region, for a large
@@ -275,13 +284,13 @@ static void *region_large_alloc(size_t len)
     if (!region_base)
         region_reserve();
     uintptr_t addr = 0;
-    for (size_t i = 0; i < nfree_large; i++) {
-        if (free_large_ranges[i].len < len)
+    for (size_t i = 0; i < free_pages.n; i++) {
+        range *r = &free_pages.r[i];
+        if (r->len < len)
             continue;
-        range *r = &free_large_ranges[i];
         addr = r->addr;
         if (r->len == len)
-            *r = free_large_ranges[--nfree_large];
+            *r = free_pages.r[--free_pages.n];
         else {
             r->addr += len;
             r->len -= len;
@@ -308,15 +317,7 @@ static void region_large_free(void *p, size_t len)
         large_low += len;
         return;
     }
-    if (nfree_large == capfree_large) {
-        size_t cap = capfree_large ? capfree_large * 2 : 64;
-        range *t = realloc(free_large_ranges, cap * sizeof *t);
-        if (!t)
-            _rc_fatal("out of memory: the free block list");
-        free_large_ranges = t;
-        capfree_large = cap;
-    }
-    free_large_ranges[nfree_large++] = (range){addr, len};
+    range_push(&free_pages, addr, len);
 }
 
 static rc_arena *new_arena(void)
@@ -643,8 +644,8 @@ void _rc_mem_release_all(void)
         arena_top = region_base + RC_ARENA_SIZE;
         large_low = region_end;
     }
-    nfree_arenas = 0;
-    nfree_large = 0;
+    free_arenas.n = 0;
+    free_pages.n = 0;
     memset(&REG.alloc, 0, sizeof REG.alloc);
     memset(usedpools, 0, sizeof usedpools);
     memset(nfp2lasta, 0, sizeof nfp2lasta);
