@@ -274,7 +274,7 @@ struct rs_heap {
     uint32_t lab_src;
     uint64_t *lab_vals;
     size_t lab_cap;
-    uint32_t *in_off, *in_src;
+    uint32_t *in_off, *in_src;  /* NULL until rs_in_offsets / rs_in_edges */
     rs_weakedge *weak;
     size_t nweak;
     rs_badedge *bad;
@@ -375,8 +375,13 @@ static inline uint32_t rs_outdeg(const rs_heap *h, uint32_t i)
 {
     return h->out_off[i + 1] - h->out_off[i];
 }
-static inline uint32_t rs_indeg(const rs_heap *h, uint32_t i)
+/* The reverse edges, built on first use (heap.c): in_off only, or both. */
+void rs_in_offsets(rs_heap *h);
+void rs_in_edges(rs_heap *h);
+static inline uint32_t rs_indeg(rs_heap *h, uint32_t i)
 {
+    if (!h->in_off)
+        rs_in_offsets(h);
     return h->in_off[i + 1] - h->in_off[i];
 }
 

@@ -140,7 +140,7 @@ typedef struct comp_info {
  * Without a comparison sort of all groups (there are as many as half the
  * objects): the distinct (uncollectable, bytes) keys, usually few, are
  * sorted; a counting sort by key then takes the groups in first-member
- * order, which an index-order scan of the objects gives.
+ * order, which a scan of the grouped objects (gl, in index order) gives.
  */
 typedef struct group_key {
     uint64_t bytes;
@@ -158,7 +158,7 @@ static int group_key_cmp(const void *a, const void *b)
 }
 
 static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint32_t *group,
-                             const uint8_t *role, size_t n)
+                             const uint8_t *role, const uint32_t *gl, size_t ngl)
 {
     size_t cap = 16;
     while (cap < ngroups * 2)
@@ -195,16 +195,16 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
      * object 0 (first member 0, in group order), then by the scan */
     uint32_t *order = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *order);
     uint8_t *placed = rs_xcalloc(ngroups ? ngroups : 1, 1);
-    uint32_t g0 = n && role[0] == 1 ? group[0] : RS_NONE;
+    uint32_t g0 = ngl && gl[0] == 0 && role[0] == 1 ? group[0] : RS_NONE;
     for (size_t g = 0; g < ngroups; g++) {
         if (groups[g].nmembers && g != g0)
             continue;
         order[keys[rank[key_of[g]]].start++] = (uint32_t)g;
         placed[g] = 1;
     }
-    for (size_t i = 1; i < n; i++) {
-        uint32_t g = group[i];
-        if (g == RS_NONE || role[i] != 1 || placed[g])
+    for (size_t k = 0; k < ngl; k++) {
+        uint32_t i = gl[k], g = group[i];
+        if (i == 0 || role[i] != 1 || placed[g])
             continue;
         order[keys[rank[key_of[g]]].start++] = g;
         placed[g] = 1;
@@ -225,7 +225,9 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
  * (at a million objects, 8 MB less to fault in and clear). The DFS and so
  * the order components complete in are Tarjan's: reverse topological. At
  * the end comp_of[v] is TJ_DONE - k for v in the k-th component to
- * complete (k from 0), RS_NONE outside the set. Returns
+ * complete (k from 0), RS_NONE outside the set (when list is NULL; with
+ * a list of the set's objects, in index order, only their words are
+ * touched: the others are left as they were). Returns
  * the number of components; their members are listed in *members_ret,
  * component c at (*comps_ret)[c].
  *
@@ -239,14 +241,21 @@ static uint32_t *group_order(const rs_group *groups, size_t ngroups, const uint3
  * is Tarjan's "w is on the stack and earlier than v's low link".
  */
 #define TJ_DONE (UINT32_MAX - 1)
-static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
-                     comp_info **comps_ret, uint32_t **members_ret)
+static size_t tarjan(const rs_heap *h, const uint8_t *in_set, const uint32_t *list, size_t nlist,
+                     uint32_t *comp_of, comp_info **comps_ret, uint32_t **members_ret)
 {
-    size_t n = h->nobj, m = 0;
+    size_t n = list ? nlist : h->nobj, m = 0;
     uint32_t *rix = comp_of;
-    for (size_t i = 0; i < n; i++) {
-        rix[i] = in_set[i] ? 0 : RS_NONE;
-        m += in_set[i] != 0;
+    if (list) {
+        /* only the set's words are read, and only theirs are written */
+        for (size_t k = 0; k < nlist; k++)
+            rix[list[k]] = 0;
+        m = nlist;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            rix[i] = in_set[i] ? 0 : RS_NONE;
+            m += in_set[i] != 0;
+        }
     }
     /* the stacks, members and components are at most m long */
     uint32_t *stack = rs_xmalloc((m ? m : 1) * sizeof *stack);
@@ -259,7 +268,8 @@ static size_t tarjan(const rs_heap *h, const uint8_t *in_set, uint32_t *comp_of,
     size_t sp = 0, csp = 0;
     uint32_t index = 1, done = TJ_DONE;
 
-    for (size_t r = 0; r < n; r++) {
+    for (size_t k = 0; k < n; k++) {
+        size_t r = list ? list[k] : k;
         if (rix[r])
             continue; /* outside the set, or visited */
         rix[r] = index++;
@@ -396,18 +406,20 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         }
     }
     rs_xfree(tf);
-    /* What is left is collectable. In the same pass: the unreachable set
-     * (in_u), no groups yet, the cascade's counts (in refs, no longer
-     * needed) and its start, the collectable objects in index order. */
+    /* What is left is collectable. In the same pass: the CAND bits go, the
+     * unreachable set (in_u, and ulist: its objects in index order), no
+     * groups yet, the cascade's counts (in refs, no longer needed) and its
+     * start, the collectable objects in index order. */
     uint8_t *in_u = rs_xmalloc(n ? n : 1);
     uint32_t *group = rs_xmalloc((n ? n : 1) * sizeof *group);
     uint8_t *role = rs_xcalloc(n ? n : 1, 1);
+    uint32_t *ulist = rs_xmalloc((n ? n : 1) * sizeof *ulist);
+    size_t nu = 0;
     uint32_t *cnt = refs;
     qt = 0;
     for (size_t i = 0; i < n; i++) {
-        if (state[i] == CAND)
-            state[i] = CAND | RS_GC_COLLECTABLE;
-        unsigned st = state[i] & 0x7f;
+        unsigned st = state[i] == CAND ? RS_GC_COLLECTABLE : state[i] & 0x7f;
+        state[i] = (uint8_t)st;
         if (st == RS_GC_COLLECTABLE) {
             R->n_collectable++;
             R->b_collectable += rs_bytes(h, i);
@@ -417,6 +429,8 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             R->b_legacy += rs_bytes(h, i);
         }
         in_u[i] = st == RS_GC_COLLECTABLE || st == RS_GC_LEGACY;
+        if (in_u[i])
+            ulist[nu++] = (uint32_t)i;
         group[i] = RS_NONE;
         cnt[i] = 0;
     }
@@ -425,21 +439,30 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     uint32_t *comp_of = rs_xmalloc((n ? n : 1) * sizeof *comp_of);
     comp_info *comps = NULL;
     uint32_t *cmem = NULL;
-    size_t ncomps = tarjan(h, in_u, comp_of, &comps, &cmem);
+    size_t ncomps = tarjan(h, in_u, ulist, nu, comp_of, &comps, &cmem);
     size_t ngroups = 0;
+    /* A component that is no cycle hangs off the group of its first
+     * referrer (the smallest object index) in the unreachable set of the
+     * same class: all its referrers there come before it in topological
+     * order, so pushing each component's references forward finds it
+     * without reverse edges. from[d] (comp_of, no longer needed): that
+     * referrer so far, RS_NONE for none. Only when there is such a
+     * component. */
+    uint32_t *from = comp_of;
+    size_t ntrivial = 0;
+    for (size_t c = 0; c < ncomps; c++)
+        ntrivial += !comps[c].cycle;
+    if (ntrivial)
+        for (size_t k = 0; k < nu; k++)
+            from[ulist[k]] = RS_NONE;
     /* topological order = reverse of Tarjan's */
     for (size_t c = ncomps; c-- > 0;) {
         const comp_info *ci = &comps[c];
         uint32_t v0 = cmem[ci->first];
-        unsigned cls = state[v0] & 0x7f;
+        unsigned cls = state[v0];
         uint32_t g = RS_NONE;
-        if (!ci->cycle) {
-            for (uint32_t k = h->in_off[v0]; k < h->in_off[v0 + 1] && g == RS_NONE; k++) {
-                uint32_t p = h->in_src[k];
-                if (in_u[p] && group[p] != RS_NONE && (state[p] & 0x7f) == cls)
-                    g = group[p];
-            }
-        }
+        if (!ci->cycle && from[v0] != RS_NONE)
+            g = group[from[v0]];
         bool hang = g != RS_NONE;
         if (g == RS_NONE)
             g = (uint32_t)ngroups++;
@@ -447,6 +470,13 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             uint32_t v = cmem[ci->first + k];
             group[v] = g;
             role[v] = hang ? 2 : 1;
+            if (!ntrivial)
+                continue;
+            for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+                uint32_t d = h->out_dst[e];
+                if (in_u[d] && group[d] == RS_NONE && state[d] == cls && v < from[d])
+                    from[d] = v;
+            }
         }
     }
     rs_xfree(comps);
@@ -469,10 +499,10 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         uint32_t v = queue[qh++];
         for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
             uint32_t d = h->out_dst[e];
-            if (state[d] == (CAND | RS_GC_COLLECTABLE) || state[d] == RS_GC_CASCADE)
+            if (state[d] == RS_GC_COLLECTABLE || state[d] == RS_GC_CASCADE)
                 continue; /* freed already */
             if (++cnt[d] == h->refcnt[d]) {
-                if (state[d] == (CAND | RS_GC_LEGACY)) {
+                if (state[d] == RS_GC_LEGACY) {
                     R->n_legacy--;
                     R->b_legacy -= rs_bytes(h, d);
                 }
@@ -489,42 +519,47 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     rs_xfree(queue);
     rs_xfree(in_u);
 
+    /* The objects in groups, in index order: the unreachable set, and what
+     * the cascade added (found by a scan when it added any). The passes
+     * below go over this list only. */
+    uint32_t *gl = ulist;
+    size_t ngl = nu;
+    if (R->n_cascade) {
+        ngl = 0;
+        for (size_t i = 0; i < n; i++)
+            if (group[i] != RS_NONE)
+                gl[ngl++] = (uint32_t)i;
+    }
+
     /* A group whose members all went with the cascade keeps what hangs off
-     * it as members; an empty group goes. (The pass that counts them also
-     * drops the CAND bits.) */
+     * it as members; an empty group goes. */
     uint32_t *nmem = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nmem);
     uint32_t *nhang = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nhang);
-    for (size_t i = 0; i < n; i++) {
-        state[i] &= 0x7f;
-        if (group[i] == RS_NONE)
-            continue;
+    for (size_t k = 0; k < ngl; k++) {
+        uint32_t i = gl[k];
         if (role[i] == 1)
             nmem[group[i]]++;
         else
             nhang[group[i]]++;
     }
-    for (size_t i = 0; i < n; i++)
-        if (group[i] != RS_NONE && role[i] == 2 && !nmem[group[i]] && state[i] != RS_GC_CASCADE)
+    for (size_t k = 0; k < ngl; k++) {
+        uint32_t i = gl[k];
+        if (role[i] == 2 && !nmem[group[i]] && state[i] != RS_GC_CASCADE)
             role[i] = 1;
+    }
     uint32_t *keep = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *keep);
     size_t nkeep = 0;
     for (size_t g = 0; g < ngroups; g++)
         keep[g] = nmem[g] || nhang[g] ? (uint32_t)nkeep++ : RS_NONE;
-    for (size_t i = 0; i < n; i++)
-        if (group[i] != RS_NONE)
-            group[i] = keep[group[i]];
     ngroups = nkeep;
-    rs_xfree(keep);
     rs_xfree(nmem);
     rs_xfree(nhang);
 
-    /* totals per group (by its number so far) */
+    /* totals per group (by its number so far; renumbered in the same pass) */
     rs_group *groups = rs_xcalloc(ngroups ? ngroups : 1, sizeof *groups);
-    size_t nlisted = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (group[i] == RS_NONE)
-            continue;
-        nlisted++;
+    for (size_t k = 0; k < ngl; k++) {
+        uint32_t i = gl[k];
+        group[i] = keep[group[i]];
         rs_group *G = &groups[group[i]];
         if (role[i] == 1) {
             G->nmembers++;
@@ -536,13 +571,14 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             G->hang_bytes += rs_bytes(h, i);
         }
     }
+    rs_xfree(keep);
 
     /* The report's order: members and hanging objects (in address order)
      * go to one array, group after group in that order; then the groups
      * themselves are put in that order, in place. */
-    uint32_t *order = group_order(groups, ngroups, group, role, n);
+    uint32_t *order = group_order(groups, ngroups, group, role, gl, ngl);
     uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
-    uint32_t *lists = rs_xmalloc((nlisted ? nlisted : 1) * sizeof *lists);
+    uint32_t *lists = rs_xmalloc((ngl ? ngl : 1) * sizeof *lists);
     size_t acc = 0;
     for (size_t k = 0; k < ngroups; k++) {
         rs_group *G = &groups[order[k]];
@@ -555,16 +591,16 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         G->nmembers = G->nhang = 0;
     }
     rs_xfree(order);
-    for (size_t i = 0; i < n; i++) {
-        if (group[i] == RS_NONE)
-            continue;
+    for (size_t k = 0; k < ngl; k++) {
+        uint32_t i = gl[k];
         rs_group *G = &groups[group[i]];
         group[i] = renum[group[i]];
         if (role[i] == 1)
-            G->members[G->nmembers++] = (uint32_t)i;
+            G->members[G->nmembers++] = i;
         else
-            G->hang[G->nhang++] = (uint32_t)i;
+            G->hang[G->nhang++] = i;
     }
+    rs_xfree(ulist);
     for (size_t g = 0; g < ngroups; g++) { /* follow the permutation's cycles */
         while (renum[g] != g) {
             uint32_t t = renum[g];
@@ -672,85 +708,14 @@ uint32_t *rs_cycle_path(const rs_heap *h, const uint32_t *members, size_t nmembe
  * A graph for the dominator computation: the objects (their CSR edges) plus
  * nx extra nodes numbered n .. n+nx-1 with their own successor lists
  * (xs_off/xs_dst, which may point at objects or extra nodes). The root is
- * extra node `root`.
+ * extra node `root`. Predecessors are found by dom_compute itself, for the
+ * nodes its search reaches.
  */
 typedef struct dom_graph {
     const rs_heap *h;
     uint32_t n, nx, root;
     const uint32_t *xs_off, *xs_dst;
-    /* predecessors that are extra nodes: of objects (sorted pairs) and of
-     * extra nodes (CSR) */
-    uint32_t *xp_obj, *xp_node;
-    size_t nxp;
-    uint8_t *has_xp;
-    uint32_t *xpx_off, *xpx_src;
 } dom_graph;
-
-typedef struct pair32 {
-    uint32_t a, b;
-} pair32;
-
-static int pair_cmp(const void *x, const void *y)
-{
-    const pair32 *p = x, *q = y;
-    if (p->a != q->a)
-        return p->a < q->a ? -1 : 1;
-    return p->b < q->b ? -1 : p->b > q->b;
-}
-
-static void dom_graph_init(dom_graph *G)
-{
-    uint32_t n = G->n, nx = G->nx;
-    size_t ne = G->xs_off[nx];
-    pair32 *pairs = rs_xmalloc((ne ? ne : 1) * sizeof *pairs);
-    size_t np = 0;
-    G->xpx_off = rs_xcalloc(nx + 1, sizeof *G->xpx_off);
-    for (uint32_t x = 0; x < nx; x++) {
-        for (uint32_t k = G->xs_off[x]; k < G->xs_off[x + 1]; k++) {
-            uint32_t d = G->xs_dst[k];
-            if (d < n)
-                pairs[np++] = (pair32){d, n + x};
-            else
-                G->xpx_off[d - n]++;
-        }
-    }
-    RS_QSORT(pairs, np, sizeof *pairs, pair_cmp);
-    G->nxp = np;
-    G->xp_obj = rs_xmalloc((np ? np : 1) * sizeof *G->xp_obj);
-    G->xp_node = rs_xmalloc((np ? np : 1) * sizeof *G->xp_node);
-    G->has_xp = rs_xcalloc(n ? n : 1, 1);
-    for (size_t i = 0; i < np; i++) {
-        G->xp_obj[i] = pairs[i].a;
-        G->xp_node[i] = pairs[i].b;
-        G->has_xp[pairs[i].a] = 1;
-    }
-    rs_xfree(pairs);
-    uint32_t acc = 0;
-    for (uint32_t x = 0; x < nx; x++) {
-        uint32_t c = G->xpx_off[x];
-        G->xpx_off[x] = acc;
-        acc += c;
-    }
-    G->xpx_off[nx] = acc;
-    G->xpx_src = rs_xmalloc((acc ? acc : 1) * sizeof *G->xpx_src);
-    uint32_t *fill = rs_xmalloc((nx ? nx : 1) * sizeof *fill);
-    for (uint32_t x = 0; x < nx; x++)
-        fill[x] = G->xpx_off[x];
-    for (uint32_t x = 0; x < nx; x++)
-        for (uint32_t k = G->xs_off[x]; k < G->xs_off[x + 1]; k++)
-            if (G->xs_dst[k] >= n)
-                G->xpx_src[fill[G->xs_dst[k] - n]++] = n + x;
-    rs_xfree(fill);
-}
-
-static void dom_graph_free(dom_graph *G)
-{
-    rs_xfree(G->xp_obj);
-    rs_xfree(G->xp_node);
-    rs_xfree(G->has_xp);
-    rs_xfree(G->xpx_off);
-    rs_xfree(G->xpx_src);
-}
 
 /* Successor ranges: objects use the heap's CSR, extra nodes their own. */
 static inline void succ_range(const dom_graph *G, uint32_t v, const uint32_t **arr, uint32_t *a,
@@ -835,6 +800,33 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         rs_xfree(se);
     }
 
+    /* The predecessors of the reached nodes, by DFS number, as DFS numbers
+     * (CSR: number j's are psrc[poff[j] .. poff[j + 1])): every successor
+     * of a reached node is reached, and the semidominator pass then reads
+     * them in the order it visits the nodes, without looking numbers up.
+     * Counted at j + 2 and placed through poff[j + 1], which ends at where
+     * j + 1's start. (size_t: the extra nodes' edges come on top of up to
+     * 2^32 - 2 of the heap's.) */
+    size_t *poff = rs_xcalloc((size_t)N + 3, sizeof *poff);
+    for (uint32_t i = 1; i <= N; i++) {
+        const uint32_t *arr;
+        uint32_t a, b;
+        succ_range(G, vert[i], &arr, &a, &b);
+        for (uint32_t k = a; k < b; k++)
+            poff[pre[arr[k]] + 2]++;
+    }
+    for (size_t j = 2; j <= (size_t)N + 2; j++)
+        poff[j] += poff[j - 1];
+    uint32_t *psrc = rs_xmalloc((poff[N + 2] ? poff[N + 2] : 1) * sizeof *psrc);
+    for (uint32_t i = 1; i <= N; i++) {
+        const uint32_t *arr;
+        uint32_t a, b;
+        succ_range(G, vert[i], &arr, &a, &b);
+        for (uint32_t k = a; k < b; k++)
+            psrc[poff[pre[arr[k]] + 1]++] = i;
+    }
+    rs_xfree(pre);
+
     uint32_t *semi = rs_xmalloc(((size_t)N + 1) * sizeof *semi);
     uint32_t *label = rs_xmalloc(((size_t)N + 1) * sizeof *label);
     uint32_t *anc = rs_xcalloc((size_t)N + 1, sizeof *anc);
@@ -867,48 +859,12 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     } while (0)
 
     for (uint32_t i = N; i >= 2; i--) {
-        uint32_t w = vert[i];
         uint32_t s = semi[i];
-        if (w < G->n) {
-            for (uint32_t k = h->in_off[w]; k < h->in_off[w + 1]; k++) {
-                uint32_t pv = pre[h->in_src[k]];
-                if (!pv)
-                    continue;
-                uint32_t u;
-                EVAL(pv, u);
-                if (semi[u] < s)
-                    s = semi[u];
-            }
-            if (G->has_xp[w]) {
-                size_t lo = 0, hi = G->nxp;
-                while (lo < hi) {
-                    size_t mid = lo + (hi - lo) / 2;
-                    if (G->xp_obj[mid] < w)
-                        lo = mid + 1;
-                    else
-                        hi = mid;
-                }
-                for (; lo < G->nxp && G->xp_obj[lo] == w; lo++) {
-                    uint32_t pv = pre[G->xp_node[lo]];
-                    if (!pv)
-                        continue;
-                    uint32_t u;
-                    EVAL(pv, u);
-                    if (semi[u] < s)
-                        s = semi[u];
-                }
-            }
-        } else {
-            uint32_t x = w - G->n;
-            for (uint32_t k = G->xpx_off[x]; k < G->xpx_off[x + 1]; k++) {
-                uint32_t pv = pre[G->xpx_src[k]];
-                if (!pv)
-                    continue;
-                uint32_t u;
-                EVAL(pv, u);
-                if (semi[u] < s)
-                    s = semi[u];
-            }
+        for (size_t k = poff[i]; k < poff[i + 1]; k++) {
+            uint32_t u;
+            EVAL(psrc[k], u);
+            if (semi[u] < s)
+                s = semi[u];
         }
         semi[i] = s;
         anc[i] = parent[i]; /* link */
@@ -917,7 +873,8 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     rs_xfree(label);
     rs_xfree(anc);
     rs_xfree(stack);
-    rs_xfree(pre);
+    rs_xfree(poff);
+    rs_xfree(psrc);
 
     /* NCA: idom(i) is the nearest ancestor of parent(i) not above semi(i).
      * In place: parent[i] becomes idn[i] (only idn[j], j < i, is read). */
@@ -997,10 +954,8 @@ const rs_dom_result *rs_dominators(rs_heap *h)
 
     dom_graph G = {.h = h, .n = n, .nx = nx, .root = n + nr + 1, .xs_off = xs_off,
                    .xs_dst = xs_dst};
-    dom_graph_init(&G);
     dom_out out;
     dom_compute(&G, &out, false);
-    dom_graph_free(&G);
     rs_xfree(xs_off);
     rs_xfree(xs_dst);
 
@@ -1090,6 +1045,7 @@ uint32_t *rs_retained_set(rs_heap *h, uint32_t obj, size_t *count, uint64_t *byt
     uint32_t *xs_dst = rs_xmalloc((nl + 1) * sizeof *xs_dst);
     size_t k = 0;
     xs_dst[k++] = obj;
+    rs_in_edges(h);
     for (size_t i = 1; i < nl; i++) {
         uint32_t v = list[i];
         rs_rootcount held = rs_rootref(h, v);
@@ -1106,10 +1062,8 @@ uint32_t *rs_retained_set(rs_heap *h, uint32_t obj, size_t *count, uint64_t *byt
     uint32_t xs_off[2] = {0, (uint32_t)k};
     dom_graph G = {.h = h, .n = (uint32_t)n, .nx = 1, .root = (uint32_t)n, .xs_off = xs_off,
                    .xs_dst = xs_dst};
-    dom_graph_init(&G);
     dom_out out;
     dom_compute(&G, &out, false);
-    dom_graph_free(&G);
     rs_xfree(xs_dst);
     uint32_t *res = dom_subtree(h, out.idom, (uint32_t)n + 1, obj, count, bytes);
     rs_xfree(out.idom);
@@ -1196,7 +1150,7 @@ uint32_t *rs_components(const rs_heap *h, const uint8_t *in_set, size_t *ncomps,
     uint32_t *comp_of = rs_xmalloc((h->nobj ? h->nobj : 1) * sizeof *comp_of);
     comp_info *comps = NULL;
     uint32_t *members = NULL;
-    size_t nc = tarjan(h, in_set, comp_of, &comps, &members);
+    size_t nc = tarjan(h, in_set, NULL, 0, comp_of, &comps, &members);
     for (size_t i = 0; i < h->nobj; i++)
         if (comp_of[i] != RS_NONE)
             comp_of[i] = TJ_DONE - comp_of[i]; /* the k-th component: k */

@@ -1645,21 +1645,6 @@ static void build_edges(rs_heap *h, load_state *L)
     rs_xfree(ikey);
     rs_xfree(xkey);
 
-    /* reverse CSR, without a counter array: in_off[d + 1] counts d's
-     * sources, as prefix sums it is where d + 1's start; placing advances
-     * in_off[d + 1] from where d's start to where they end, which is where
-     * d + 1's start (in_off[0] stays 0) */
-    uint32_t *in_off = rs_xcalloc(n + 2, sizeof *in_off);
-    for (size_t e = 0; e < h->nedges; e++)
-        in_off[h->out_dst[e] + 2]++;
-    for (size_t i = 2; i <= n + 1; i++)
-        in_off[i] += in_off[i - 1];
-    h->in_src = rs_xmalloc((in_off[n + 1] ? in_off[n + 1] : 1) * sizeof *h->in_src);
-    for (size_t s = 0; s < n; s++)
-        for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++)
-            h->in_src[in_off[h->out_dst[e] + 1]++] = (uint32_t)s;
-    h->in_off = in_off;
-
     /* weak edges: only those to live objects are kept */
     h->weak = rs_xmalloc((L->nwk ? L->nwk : 1) * sizeof *h->weak);
     for (size_t e = 0; e < L->nwk; e++) {
@@ -1673,6 +1658,45 @@ static void build_edges(rs_heap *h, load_state *L)
     rs_xfree(L->wk_lab);
     L->wk_src = NULL;
     L->wk_dst = L->wk_lab = NULL;
+}
+
+/* ---- reverse edges, built when asked for ------------------------------------------------ */
+
+/*
+ * The reverse CSR (in_off, in_src) is built the first time something needs
+ * it: `cycles` and the dominators never do (rs_dominators builds its own
+ * predecessors, of the nodes its search reached, in its own numbering), and
+ * at a million objects the two tables are 12 MB the load no longer fills.
+ * in_off alone (the in-degrees, for rs_unexplained) costs one pass; in_src
+ * another.
+ */
+void rs_in_offsets(rs_heap *h)
+{
+    if (h->in_off)
+        return;
+    size_t n = h->nobj;
+    uint32_t *in_off = rs_xcalloc(n + 1, sizeof *in_off);
+    for (size_t e = 0; e < h->nedges; e++)
+        in_off[h->out_dst[e] + 1]++;
+    for (size_t i = 1; i <= n; i++)
+        in_off[i] += in_off[i - 1];
+    h->in_off = in_off;
+}
+
+void rs_in_edges(rs_heap *h)
+{
+    if (h->in_src)
+        return;
+    rs_in_offsets(h);
+    size_t n = h->nobj;
+    uint32_t *in_off = h->in_off, *fill = rs_xmalloc((n ? n : 1) * sizeof *fill);
+    memcpy(fill, in_off, n * sizeof *fill);
+    h->in_src = rs_xmalloc((in_off[n] ? in_off[n] : 1) * sizeof *h->in_src);
+    /* sources in index order, one source's in the order of its edges */
+    for (size_t s = 0; s < n; s++)
+        for (uint32_t e = h->out_off[s]; e < h->out_off[s + 1]; e++)
+            h->in_src[fill[h->out_dst[e]]++] = (uint32_t)s;
+    rs_xfree(fill);
 }
 
 /* ---- edge labels, decoded again --------------------------------------------------------- */

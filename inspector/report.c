@@ -1001,6 +1001,7 @@ static json_t *build_refs(rs_heap *h, const cmdline *c, uint32_t i, const char *
     /* in_src lists a referrer once per edge to i, in the order of its
      * edges (heap.c): its next edge to i comes after the previous one */
     uint32_t prev = RS_NONE, e = 0;
+    rs_in_edges(h);
     for (uint32_t k = h->in_off[i]; k < h->in_off[i + 1]; k++) {
         if (total++ >= show)
             continue;
@@ -2461,6 +2462,8 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
                  (unsigned long long)R->bytes, R->uncollectable ? " (uncollectable)" : "");
     } else {
         /* BFS to --depth along references (and back references) */
+        if (c->backrefs)
+            rs_in_edges(h);
         uint32_t *depth = rs_xmalloc((maxnodes + 1) * sizeof *depth);
         nm_put(&m, focus, 0);
         nodes[nn] = focus;
