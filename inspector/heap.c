@@ -1532,6 +1532,15 @@ static void build_edges(rs_heap *h, load_state *L)
     size_t nsf = 0, capsf = 0, rp = 0;
     size_t w = 0;
     arena_cache c = {{NULL, NULL}};
+    /* Targets resolved lately, direct-mapped by address: shared objects
+     * (a common int, a type's instance dict, a module's globals) are the
+     * targets of many edges, each found once here instead of through the
+     * pools. An odd key never matches (targets of the index are 8-aligned). */
+    enum { MEMO = 64 };
+    uint64_t memo_key[MEMO];
+    uint32_t memo_val[MEMO];
+    for (size_t k = 0; k < MEMO; k++)
+        memo_key[k] = 1;
     for (size_t i = 0; i < n; i++) {
         size_t a = off[i], b = i + 1 < n ? off[i + 1] : raw->n;
         off[i] = (uint32_t)w;
@@ -1540,7 +1549,15 @@ static void build_edges(rs_heap *h, load_state *L)
         bool merged = rp < L->nruns && runs[rp].src == i;
         for (size_t e = a; e < b; e++) {
             uint64_t target = ev_dst(raw, e);
-            uint32_t d = find_object(h, target, &c);
+            size_t slot = (target >> 3) & (MEMO - 1);
+            uint32_t d;
+            if (memo_key[slot] == target) {
+                d = memo_val[slot];
+            } else {
+                d = find_object(h, target, &c);
+                memo_key[slot] = target;
+                memo_val[slot] = d;
+            }
             if (d != RS_NONE) {
                 if (merged) {
                     rs_grow(&sfield, &capsf, nsf + 1, sizeof *sfield);
