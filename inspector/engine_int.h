@@ -21,7 +21,8 @@
  *                  one object to the start of another live object; edges
  *                  live in CSR arrays (out_off/out_dst) and their
  *                  reverse (in_off/in_src: a source once per edge, sources
- *                  in index order, one source's in the order of its edges)
+ *                  in index order, one source's in the order of its edges;
+ *                  built on first use, rs_in_offsets / rs_in_edges)
  *   label          (field index << 48) | element index: enough to print
  *                  `Node.next`, `list[3]`, `dict['key']`; found by decoding
  *                  the source again when printed (rs_edge_lab), as dict
