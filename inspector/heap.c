@@ -13,9 +13,11 @@
  *   the arena table         1 read, then 1 read of 1 MiB per arena (none
  *                           from a core: its bytes are used in place,
  *                           rs_memory_view)
- *   out-of-block buffers    list item arrays and dict entry tables, queued
- *                           while scanning, sorted by address and read in
- *                           coalesced blocks of up to 1 MiB
+ *   out-of-block buffers    list item arrays and dict entry tables: from a
+ *                           core, used in place as their object is decoded
+ *                           (no read); else queued while scanning, sorted by
+ *                           address and read in coalesced blocks of up to
+ *                           1 MiB
  *
  * The object table is built in address order: arenas are scanned sorted by
  * address and large objects (prescanned, sorted) are merged in between, so
@@ -25,11 +27,13 @@
  * the objects themselves come in object order, so out_off[i] notes where
  * object i's begin while loading; resolving them through the address index
  * compacts them into the CSR arrays in place (the object indexes over the
- * raw addresses' own bytes). Those of queued buffers (list items, dict
- * entries) come later, one run per buffer: resolved in place the same way,
- * the runs sorted by source and field, and merged in by label. The reverse
- * CSR is built from the result. The labels go then: they are needed only
- * to print an edge, and rs_edge_lab decodes its source again for that.
+ * raw addresses' own bytes). A buffer the core has in place (list items,
+ * dict entries) is decoded with its object, so its edges are among the
+ * object's, in label order. Those of queued buffers (read later) come
+ * later, one run per buffer: resolved in place the same way, the runs
+ * sorted by source and field, and merged in by label. The labels go then:
+ * they are needed only to print an edge, and rs_edge_lab decodes its
+ * source again for that (as the labels of bad edges are found).
  * Pointers to no live object start are kept
  * apart as bad edges for `check`, in the order they were decoded. (Every
  * table here is fresh memory, and faulting its pages in costs as much as
@@ -553,9 +557,16 @@ typedef struct ext_batch {
  * label; anything else (a bad pointer, a label too big) is kept exactly on
  * the side, the word being bit 63 | its index in esc_dst/esc_lab.
  *
- *   inline edges (L->raw), a label of field < 64 and element < 2^13:
- *     bit 63: 0 | bits 50..62: element | 44..49: field | 0..43: target >> 3
- *   buffer edges (L->xe): the field is the run's, and a run's elements
+ *   edges of the objects (L->raw), a field < 64, bit 62 says which:
+ *     0: a label of element < 2^12
+ *       bit 63: 0 | 62: 0 | 50..61: element | 44..49: field | 0..43: target >> 3
+ *     1: an item of a buffer decoded in place (a list's items, a dict's
+ *       values, as the object is: decode_items), element the gap since
+ *       the buffer's edge before (< 2^12: the NULL items skipped; the
+ *       first's counts from -1); labels are found walking the object's
+ *       edges in order (lab_walk), which ev_field alone needs not
+ *       bit 63: 0 | 62: 1 | 50..61: gap | 44..49: field | 0..43: target >> 3
+ *   edges of queued buffers (L->xe): the field is the run's, and a run's elements
  *   ascend, so the word keeps the gap since the last one (< 2^19: the
  *   NULL items skipped) and labels are found walking the run (xe_lab):
  *     bit 63: 0 | bits 44..62: gap | 0..43: target >> 3
@@ -568,6 +579,7 @@ typedef struct edge_vec {
 } edge_vec;
 
 #define EV_ESC ((uint64_t)1 << 63)
+#define EV_ITEM ((uint64_t)1 << 62)
 
 static inline uint64_t ev_dst(const edge_vec *v, size_t e)
 {
@@ -575,12 +587,32 @@ static inline uint64_t ev_dst(const edge_vec *v, size_t e)
     return w & EV_ESC ? v->esc_dst[w & ~EV_ESC] : (w & (((uint64_t)1 << 44) - 1)) << 3;
 }
 
-/* The label of inline edge e. */
-static inline uint64_t ev_lab(const edge_vec *v, size_t e)
+/* The field of edge e of L->raw. */
+static inline uint32_t ev_field(const edge_vec *v, size_t e)
 {
     uint64_t w = v->w[e];
-    return w & EV_ESC ? v->esc_lab[w & ~EV_ESC] : RS_LAB((w >> 44) & 63, (w >> 50) & 0x1FFF);
+    return w & EV_ESC ? RS_LAB_FIELD(v->esc_lab[w & ~EV_ESC]) : (uint32_t)(w >> 44) & 63;
 }
+
+/* The label of edge e of L->raw, `prev` being the label of the edge
+ * before it of the same object (RS_NONE_LAB for its first): an item's
+ * element counts on from the buffer's edge before, which has its field
+ * (a field is a buffer or not, and a buffer's items come in a row). */
+#define RS_NONE_LAB UINT64_MAX
+static inline uint64_t ev_lab_after(const edge_vec *v, size_t e, uint64_t prev)
+{
+    uint64_t w = v->w[e];
+    if (w & EV_ESC)
+        return v->esc_lab[w & ~EV_ESC];
+    uint32_t f = (uint32_t)(w >> 44) & 63;
+    uint64_t x = (w >> 50) & 0xFFF;
+    if (!(w & EV_ITEM))
+        return RS_LAB(f, x);
+    if (prev != RS_NONE_LAB && RS_LAB_FIELD(prev) == f)
+        return RS_LAB(f, RS_LAB_ELEM(prev) + 1 + x);
+    return RS_LAB(f, x);
+}
+
 
 /* The label of buffer edge e of a run of field `field`, *prev being the
  * element of the run's edge before it (UINT64_MAX before the first). */
@@ -672,8 +704,23 @@ static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
     if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
         return;
     uint64_t f = RS_LAB_FIELD(lab), el = RS_LAB_ELEM(lab);
-    v->w[v->n++] = EV_PACKABLE(dst) && f < 64 && el < 0x2000 ? dst >> 3 | f << 44 | el << 50
+    v->w[v->n++] = EV_PACKABLE(dst) && f < 64 && el < 0x1000 ? dst >> 3 | f << 44 | el << 50
                                                                : edge_vec_escape(v, dst, lab);
+}
+
+/* Item `elem` of a buffer of field `field` decoded in place, *prev the
+ * element of the buffer's edge before it (UINT64_MAX before the first). */
+static inline void raw_item(load_state *L, uint64_t dst, uint32_t field, uint64_t elem,
+                            uint64_t *prev)
+{
+    edge_vec *v = &L->raw;
+    if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
+        return;
+    uint64_t gap = elem - *prev - 1;
+    *prev = elem;
+    v->w[v->n++] = EV_PACKABLE(dst) && field < 64 && gap < 0x1000
+                       ? dst >> 3 | (uint64_t)field << 44 | gap << 50 | EV_ITEM
+                       : edge_vec_escape(v, dst, RS_LAB(field, elem));
 }
 
 /* Item `elem` of the queued buffer being decoded (ext_decode), *prev the
@@ -871,6 +918,27 @@ static void add_bytes(rs_heap *h, uint32_t idx, uint64_t more)
 }
 
 /* decode_object for any field table, every offset checked. */
+/* The n items of a buffer of field `field` (a list's items, a dict's
+ * entries), in place at p: edges of the object decoded last. */
+static void decode_items(load_state *L, uint32_t field, uint32_t kind, const unsigned char *p,
+                         uint64_t n)
+{
+    uint64_t prev = UINT64_MAX;
+    if (kind == RC_FIELD_DICT) {
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
+            if (v)
+                raw_item(L, v, field, i, &prev);
+        }
+    } else {
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * 8);
+            if (v)
+                raw_item(L, v, field, i, &prev);
+        }
+    }
+}
+
 static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, uint32_t idx,
                                                     const rs_type *t, const unsigned char *o,
                                                     size_t avail)
@@ -908,9 +976,17 @@ static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, u
                 }
                 break;
             }
+            uint64_t len = n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
             if (!L->quiet)
-                add_bytes(h, idx, n * (f->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8));
-            ext_queue(h, L, p, n, idx, k, f->kind);
+                add_bytes(h, idx, len);
+            /* in place when the core has it in one piece: its edges then
+             * come in label order with the object's own, with nothing to
+             * merge; else read later, with other buffers (ext_flush) */
+            const unsigned char *items = view_mem(h, p, (size_t)len);
+            if (items)
+                decode_items(L, k, f->kind, items, n);
+            else
+                ext_queue(h, L, p, n, idx, k, f->kind);
             break;
         }
         case RC_FIELD_INLINE_ARRAY:
@@ -1501,6 +1577,38 @@ static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *n
     return good;
 }
 
+static bool redecode(rs_heap *h, uint32_t src, load_state *L);
+static uint64_t *raw_labels(const load_state *L);
+static void load_state_free(load_state *L);
+
+/* The labels of bad edges found resolving L->raw, whose lab says which of
+ * its source's edges there each is: the raw words are indexes by now, and
+ * an item's label needs the words before it (ev_lab_after), so the source
+ * is decoded again, once for all its bad edges (they come source by
+ * source). */
+static void bad_labels(rs_heap *h, rs_badedge *bad, size_t nbad)
+{
+    uint32_t src = RS_NONE;
+    uint64_t *il = NULL;
+    size_t nil = 0;
+    for (size_t k = 0; k < nbad; k++) {
+        if (bad[k].src != src) {
+            rs_xfree(il);
+            il = NULL;
+            nil = 0;
+            src = bad[k].src;
+            load_state L;
+            if (redecode(h, src, &L)) {
+                il = raw_labels(&L);
+                nil = L.raw.n;
+            }
+            load_state_free(&L);
+        }
+        bad[k].lab = bad[k].lab < nil ? il[bad[k].lab] : RS_LAB(0xFFFF, 0);
+    }
+    rs_xfree(il);
+}
+
 static void build_edges(rs_heap *h, load_state *L)
 {
     size_t n = h->nobj;
@@ -1561,7 +1669,7 @@ static void build_edges(rs_heap *h, load_state *L)
             if (d != RS_NONE) {
                 if (merged) {
                     rs_grow(&sfield, &capsf, nsf + 1, sizeof *sfield);
-                    sfield[nsf++] = (sfield_t){(uint32_t)i, RS_LAB_FIELD(ev_lab(raw, e))};
+                    sfield[nsf++] = (sfield_t){(uint32_t)i, ev_field(raw, e)};
                 }
                 memcpy(dbytes + w++ * 4, &d, 4);
                 continue;
@@ -1570,7 +1678,8 @@ static void build_edges(rs_heap *h, load_state *L)
             if (nibad < 100000) {
                 rs_grow(&ibad, &capibad, nibad + 1, sizeof *ibad);
                 ikey = rs_xrealloc(ikey, capibad * sizeof *ikey);
-                ibad[nibad] = (rs_badedge){(uint32_t)i, ev_lab(raw, e), target};
+                /* (its label once the loop is done: e - a for now) */
+                ibad[nibad] = (rs_badedge){(uint32_t)i, e - a, target};
                 ikey[nibad++] = e;
             }
         }
@@ -1578,6 +1687,7 @@ static void build_edges(rs_heap *h, load_state *L)
     off[n] = (uint32_t)w;
     uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
     raw->w = NULL;
+    bad_labels(h, ibad, nibad);
 
     if (xleft) {
         /* Merge each source's buffer edges in by label, in place from the
@@ -1746,23 +1856,22 @@ static void load_state_free(load_state *L)
     memset(L, 0, sizeof *L);
 }
 
-static void relabel(rs_heap *h, uint32_t src)
+/* Decode object src again as the load did (the same bytes, read again;
+ * no warnings, no accounting) into L (zeroed here; load_state_free it):
+ * its own edges in L->raw, its queued buffers' read and in L->xe, runs
+ * sorted by field. False if it has no bytes to decode. */
+static bool redecode(rs_heap *h, uint32_t src, load_state *L)
 {
-    uint32_t a = h->out_off[src], n = h->out_off[src + 1] - a;
-    rs_grow(&h->lab_vals, &h->lab_cap, n ? n : 1, sizeof *h->lab_vals);
-    h->lab_src = src;
-    for (uint32_t k = 0; k < n; k++)
-        h->lab_vals[k] = RS_LAB(0xFFFF, 0);
-    if (!n)
-        return;
-
+    memset(L, 0, sizeof *L);
+    L->quiet = L->warned_array = L->warned_inline = true;
+    L->last_type_idx = RS_NONE;
     /* the object's bytes, as scan_pool / scan_large had them */
     const rs_type *t = rs_obj_type(h, src);
     uint64_t blk = rs_blk(h, src), head = t->gc ? sizeof(rc_gchead) : 0;
     bool large = blk > RC_SMALL_MAX;
     uint64_t frame = head + (large ? sizeof(rc_large) : 0);
     if (blk <= frame)
-        return;
+        return false;
     uint64_t avail = blk - frame;
     unsigned char *copy = NULL;
     uint64_t nreads = h->nreads, bytes_read = h->bytes_read;
@@ -1779,20 +1888,42 @@ static void relabel(rs_heap *h, uint32_t src)
         bytes = copy;
     }
 
-    load_state L;
-    memset(&L, 0, sizeof L);
-    L.quiet = L.warned_array = L.warned_inline = true;
-    L.last_type_idx = RS_NONE;
-    decode_object(h, &L, src, bytes, (size_t)avail);
-    ext_flush(h, &L);
+    decode_object(h, L, src, bytes, (size_t)avail);
+    ext_flush(h, L);
     h->nreads = nreads;
     h->bytes_read = bytes_read;
     rs_xfree(copy);
+    RS_QSORT(L->runs, L->nruns, sizeof *L->runs, run_cmp);
+    return true;
+}
+
+/* The labels of L->raw's edges, in a new array. */
+static uint64_t *raw_labels(const load_state *L)
+{
+    uint64_t *il = rs_xmalloc((L->raw.n ? L->raw.n : 1) * sizeof *il);
+    for (size_t e = 0; e < L->raw.n; e++)
+        il[e] = ev_lab_after(&L->raw, e, e ? il[e - 1] : RS_NONE_LAB);
+    return il;
+}
+
+static void relabel(rs_heap *h, uint32_t src)
+{
+    uint32_t a = h->out_off[src], n = h->out_off[src + 1] - a;
+    rs_grow(&h->lab_vals, &h->lab_cap, n ? n : 1, sizeof *h->lab_vals);
+    h->lab_src = src;
+    for (uint32_t k = 0; k < n; k++)
+        h->lab_vals[k] = RS_LAB(0xFFFF, 0);
+    load_state L;
+    if (!n || !redecode(h, src, &L)) {
+        if (n)
+            load_state_free(&L);
+        return;
+    }
 
     /* resolve; merge the inline edges and the buffers' by label (each in
-     * label order already, the runs once sorted by field) */
-    RS_QSORT(L.runs, L.nruns, sizeof *L.runs, run_cmp);
+     * label order already, the runs sorted by field) */
     uint64_t *xl = rs_xmalloc((L.xe.n ? L.xe.n : 1) * sizeof *xl); /* the buffers' labels */
+    uint64_t *il = raw_labels(&L); /* the object's own */
     for (size_t q = 0; q < L.nruns; q++) {
         uint64_t prev = UINT64_MAX;
         for (size_t e = L.runs[q].first; e < L.runs[q].first + L.runs[q].n; e++)
@@ -1819,9 +1950,9 @@ static void relabel(rs_heap *h, uint32_t src)
         bool have_i = i < L.raw.n, have_x = r < L.nruns;
         if (!have_i && !have_x)
             break;
-        bool inl = have_i && (!have_x || ev_lab(&L.raw, i) < xl[x]);
+        bool inl = have_i && (!have_x || il[i] < xl[x]);
         uint32_t d = inl ? find_object(h, ev_dst(&L.raw, i), &c) : xd;
-        uint64_t lab = inl ? ev_lab(&L.raw, i++) : xl[x++];
+        uint64_t lab = inl ? il[i++] : xl[x++];
         if (k >= n || h->out_dst[a + k] != d) {
             ok = false;
             break;
@@ -1832,6 +1963,7 @@ static void relabel(rs_heap *h, uint32_t src)
         for (k = 0; k < n; k++)
             h->lab_vals[k] = RS_LAB(0xFFFF, 0);
     rs_xfree(xl);
+    rs_xfree(il);
     load_state_free(&L);
 }
 

@@ -16,6 +16,7 @@
 #include <refscope/rc.h>
 
 #include "engine.h"
+#include "builtins.h"
 #include "registry.h"
 
 #include <criterion/criterion.h>
@@ -1007,9 +1008,10 @@ Test(engine, labels_decoded_again)
 }
 
 /* The load packs an edge's target and label into one word when they fit
- * (element < 2^14 inline, gaps between a buffer's items < 2^20) and keeps
- * the rest on the side: labels past 2^14, dict holes and long buffers must
- * come out as the runtime has them. */
+ * (an element < 2^12 in the object, gaps between a buffer's items < 2^12
+ * in place or < 2^19 read later) and keeps the rest on the side: labels
+ * past those, dict holes and long buffers must come out as the runtime has
+ * them. */
 static rc_object *packed;
 
 static const char *referrer_label(rs_heap *h, rc_object *o, char *buf, size_t size)
@@ -1086,6 +1088,166 @@ Test(engine, labels_past_the_packed_range)
     for (int i = 0; i < 2 * N; i++)
         rc_decref(items[i]);
     free(items);
+}
+
+/* ---- buffers decoded in place ------------------------------------------------------------ */
+
+/*
+ * The engine reads a core's memory in place (rs_memory_view, the target
+ * layer's): a list's items and a dict's entries are then decoded with
+ * their object, in label order, instead of being queued, read in batches
+ * and merged in (what a live process or a memory callback gets). Both
+ * ways must give the same graph, the same labels and the same bad edges.
+ * This binary has no target layer: with `views` on, this stands in for
+ * it, viewing our own memory in place as a core's mapping would be.
+ */
+static bool views;
+const void *rs_memory_view(rs_memory mem, uint64_t addr, size_t len, size_t *avail);
+const void *rs_memory_view(rs_memory mem, uint64_t addr, size_t len, size_t *avail)
+{
+    (void)mem;
+    if (!views || !addr)
+        return NULL;
+    *avail = len;
+    return (const void *)(uintptr_t)addr;
+}
+
+/* An object with a buffer between two plain references. */
+typedef struct Bag {
+    RC_OBJECT_HEAD;
+    rc_object *first;
+    rc_object **items;
+    size_t n;
+    rc_object *last;
+} Bag;
+static void bag_destroy(rc_object *self) { free(((Bag *)(void *)self)->items); }
+static const rc_field bag_fields[] = {RC_REF(Bag, first), RC_REF_ARRAY(Bag, items, n),
+                                      RC_REF(Bag, last), RC_FIELDS_END};
+static rc_type Bag_type = {.name = "Bag", .size = sizeof(Bag), .fields = bag_fields,
+                           .destroy = bag_destroy};
+
+static rc_object *inplace;
+
+/* What the reports say about the planted containers, as one string. */
+static char *inplace_reports(rs_heap *h, rc_object *const *objs, size_t nobjs)
+{
+    size_t cap = 1 << 20, len = 0;
+    char *all = malloc(cap);
+    cr_assert_not_null(all);
+    all[0] = 0;
+    for (size_t k = 0; k <= nobjs; k++) {
+        char cmd[64];
+        if (k < nobjs)
+            snprintf(cmd, sizeof cmd, "refs %s --limit 0", hex(objs[k]));
+        else
+            snprintf(cmd, sizeof cmd, "check --limit 0");
+        int st;
+        json_t *j = report(h, cmd, &st);
+        char *t = json_dumps(j, JSON_SORT_KEYS);
+        json_decref(j);
+        size_t n = strlen(t);
+        while (len + n + 2 > cap) {
+            cap *= 2;
+            all = realloc(all, cap);
+            cr_assert_not_null(all);
+        }
+        memcpy(all + len, t, n + 1);
+        len += n;
+        all[len++] = '\n';
+        all[len] = 0;
+        free(t);
+    }
+    return all;
+}
+
+Test(engine, buffers_in_place_as_when_read)
+{
+    enum { NL = 10000, ND = 10000 };
+    /* a list past the packed elements, an item of it pointing inside an object */
+    rc_object *lst = rc_list_new();
+    for (int i = 0; i < NL; i++) {
+        rc_object *v = rc_int(7000000 + i);
+        rc_list_append(lst, v);
+        rc_decref(v);
+    }
+    rc_object **li = ((rc_list_object *)(void *)lst)->items;
+    rc_object *saved = li[5000];
+    li[5000] = (rc_object *)(void *)((char *)li[4999] + 8);
+    /* a dict whose first value is past 2^12 and with a hole of more than 2^12 */
+    rc_object *d = rc_dict_new();
+    char key[32];
+    for (int k = 0; k < ND; k++) {
+        snprintf(key, sizeof key, "k%d", k);
+        rc_object *v = rc_int(k);
+        rc_dict_set(d, key, v);
+        rc_decref(v);
+    }
+    for (int k = 0; k < ND; k++) {
+        if (k == 4501 || (k >= 8700 && k < 8710))
+            continue;
+        snprintf(key, sizeof key, "k%d", k);
+        rc_dict_del(d, key);
+    }
+    /* a buffer between plain references */
+    Bag *bag = rc_new(Bag, &Bag_type);
+    bag->first = rc_int(1);
+    bag->last = rc_int(2);
+    bag->n = 3;
+    bag->items = calloc(3, sizeof *bag->items);
+    cr_assert_not_null(bag->items);
+    bag->items[0] = rc_int(10);
+    bag->items[2] = rc_int(12);
+    inplace = rc_list_new();
+    rc_list_append(inplace, lst);
+    rc_list_append(inplace, d);
+    rc_list_append(inplace, RC_OBJ(bag));
+    rc_root_add(&inplace, "inplace");
+    rc_object *objs[] = {lst, d, RC_OBJ(bag), li[9999], rc_dict_get(d, "k4501"),
+                         rc_dict_get(d, "k8700"), rc_dict_get(d, "k8709"), bag->items[2],
+                         bag->last};
+
+    views = false;
+    rs_heap *h = load_heap();
+    char *read = inplace_reports(h, objs, sizeof objs / sizeof *objs);
+    rs_heap_free(h);
+    views = true;
+    h = load_heap();
+    char *viewed = inplace_reports(h, objs, sizeof objs / sizeof *objs);
+    char buf[128];
+    cr_assert_str_eq(referrer_label(h, li[9999], buf, sizeof buf), "list[9999]");
+    cr_assert_str_eq(referrer_label(h, rc_dict_get(d, "k4501"), buf, sizeof buf),
+                     "dict['k4501']");
+    cr_assert_str_eq(referrer_label(h, rc_dict_get(d, "k8700"), buf, sizeof buf),
+                     "dict['k8700']");
+    cr_assert_str_eq(referrer_label(h, rc_dict_get(d, "k8709"), buf, sizeof buf),
+                     "dict['k8709']");
+    cr_assert_str_eq(referrer_label(h, bag->items[2], buf, sizeof buf), "items[2]");
+    cr_assert_str_eq(referrer_label(h, bag->last, buf, sizeof buf), "Bag.last");
+    snprintf(buf, sizeof buf, "refs %s --limit 0", hex(bag));
+    json_t *j = report(h, buf, NULL);
+    json_t *re = json_object_get(j, "referents");
+    cr_assert_eq(json_array_size(re), 4);
+    const char *want[] = {"Bag.first", "items[0]", "items[2]", "Bag.last"};
+    for (size_t k = 0; k < 4; k++)
+        cr_assert_str_eq(jstr(json_array_get(re, k), "label"), want[k]);
+    json_decref(j);
+    int st;
+    char *text = report_text(h, "check --limit 0", &st);
+    cr_assert_eq(st, 1);
+    cr_assert_not_null(strstr(text, "list[5000] points at"), "%s", text);
+    rs_free(text);
+    rs_heap_free(h);
+    views = false;
+    cr_assert_str_eq(viewed, read, "in place and read differ");
+    free(read);
+    free(viewed);
+
+    li[5000] = saved;
+    rc_root_remove(&inplace);
+    rc_decref(inplace);
+    rc_decref(lst);
+    rc_decref(d);
+    rc_decref(RC_OBJ(bag));
 }
 
 /* ---- diff ---------------------------------------------------------------------------------------- */
