@@ -561,10 +561,10 @@ typedef struct ext_batch {
  *     0: a label of element < 2^12
  *       bit 63: 0 | 62: 0 | 50..61: element | 44..49: field | 0..43: target >> 3
  *     1: an item of a buffer decoded in place (a list's items, a dict's
- *       values, as the object is: decode_items), element the gap since
+ *       values, as the object is: buffer_edges), element the gap since
  *       the buffer's edge before (< 2^12: the NULL items skipped; the
  *       first's counts from -1); labels are found walking the object's
- *       edges in order (lab_walk), which ev_field alone needs not
+ *       edges in order (ev_lab_after); ev_field needs no walk
  *       bit 63: 0 | 62: 1 | 50..61: gap | 44..49: field | 0..43: target >> 3
  *   edges of queued buffers (L->xe): the field is the run's, and a run's elements
  *   ascend, so the word keeps the gap since the last one (< 2^19: the
@@ -708,34 +708,48 @@ static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
                                                                : edge_vec_escape(v, dst, lab);
 }
 
-/* Item `elem` of a buffer of field `field` decoded in place, *prev the
- * element of the buffer's edge before it (UINT64_MAX before the first). */
-static inline void raw_item(load_state *L, uint64_t dst, uint32_t field, uint64_t elem,
-                            uint64_t *prev)
+/* Item `elem` of a buffer of field `field`, *prev the element of the
+ * buffer's edge before it (UINT64_MAX before the first): decoded in place
+ * with its object (L->raw, the word flagged EV_ITEM, the gap < 2^12) or
+ * from a queued buffer (L->xe, ext_decode: the run knows the field, the gap
+ * < 2^19). Inline, `inplace` constant at each call. */
+static inline void item_edge(load_state *L, bool inplace, uint64_t dst, uint32_t field,
+                             uint64_t elem, uint64_t *prev)
 {
-    edge_vec *v = &L->raw;
-    if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
+    edge_vec *v = inplace ? &L->raw : &L->xe;
+    if (v->n == v->cap && !edge_vec_grow(L, v, inplace ? 65536 : 4096))
         return;
     uint64_t gap = elem - *prev - 1;
     *prev = elem;
-    v->w[v->n++] = EV_PACKABLE(dst) && field < 64 && gap < 0x1000
-                       ? dst >> 3 | (uint64_t)field << 44 | gap << 50 | EV_ITEM
-                       : edge_vec_escape(v, dst, RS_LAB(field, elem));
+    if (inplace)
+        v->w[v->n++] = EV_PACKABLE(dst) && field < 64 && gap < 0x1000
+                           ? dst >> 3 | (uint64_t)field << 44 | gap << 50 | EV_ITEM
+                           : edge_vec_escape(v, dst, RS_LAB(field, elem));
+    else
+        v->w[v->n++] = EV_PACKABLE(dst) && gap < ((uint64_t)1 << 19)
+                           ? dst >> 3 | gap << 44
+                           : edge_vec_escape(v, dst, RS_LAB(field, elem));
 }
 
-/* Item `elem` of the queued buffer being decoded (ext_decode), *prev the
- * element of the buffer's edge before it (UINT64_MAX before the first). */
-static inline void ext_edge(load_state *L, uint64_t dst, uint32_t field, uint64_t elem,
-                            uint64_t *prev)
+/* The edges of the n items of a buffer (a list's items, a dict's entries)
+ * at p, as item_edge takes them. */
+static inline void buffer_edges(load_state *L, bool inplace, uint32_t field, uint32_t kind,
+                                const unsigned char *p, uint64_t n)
 {
-    edge_vec *v = &L->xe;
-    if (v->n == v->cap && !edge_vec_grow(L, v, 4096))
-        return;
-    uint64_t gap = elem - *prev - 1;
-    *prev = elem;
-    v->w[v->n++] = EV_PACKABLE(dst) && gap < ((uint64_t)1 << 19)
-                       ? dst >> 3 | gap << 44
-                       : edge_vec_escape(v, dst, RS_LAB(field, elem));
+    uint64_t prev = UINT64_MAX;
+    if (kind == RC_FIELD_DICT) {
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
+            if (v)
+                item_edge(L, inplace, v, field, i, &prev);
+        }
+    } else {
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t v = ld64(p + i * 8);
+            if (v)
+                item_edge(L, inplace, v, field, i, &prev);
+        }
+    }
 }
 
 static void edge_vec_free(edge_vec *v)
@@ -788,26 +802,8 @@ static void ext_decode(rs_heap *h, load_state *L, const ext_req *r, const unsign
                 (unsigned long long)need);
     }
     size_t first = L->xe.n;
-    uint64_t prev = UINT64_MAX;
-    if (r->kind == RC_FIELD_DICT) {
-        uint64_t n = got / sizeof(rc_dict_entry);
-        if (n > r->n)
-            n = r->n;
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
-            if (v)
-                ext_edge(L, v, r->field, i, &prev);
-        }
-    } else {
-        uint64_t n = got / 8;
-        if (n > r->n)
-            n = r->n;
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t v = ld64(p + i * 8);
-            if (v)
-                ext_edge(L, v, r->field, i, &prev);
-        }
-    }
+    uint64_t n = got / (r->kind == RC_FIELD_DICT ? sizeof(rc_dict_entry) : 8);
+    buffer_edges(L, false, r->field, r->kind, p, n < r->n ? n : r->n);
     if (L->xe.n > first) {
         rs_grow(&L->runs, &L->capruns, L->nruns + 1, sizeof *L->runs);
         L->runs[L->nruns++] = (ext_run){r->src, r->field, first, L->xe.n - first};
@@ -918,27 +914,6 @@ static void add_bytes(rs_heap *h, uint32_t idx, uint64_t more)
 }
 
 /* decode_object for any field table, every offset checked. */
-/* The n items of a buffer of field `field` (a list's items, a dict's
- * entries), in place at p: edges of the object decoded last. */
-static void decode_items(load_state *L, uint32_t field, uint32_t kind, const unsigned char *p,
-                         uint64_t n)
-{
-    uint64_t prev = UINT64_MAX;
-    if (kind == RC_FIELD_DICT) {
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t v = ld64(p + i * sizeof(rc_dict_entry) + offsetof(rc_dict_entry, value));
-            if (v)
-                raw_item(L, v, field, i, &prev);
-        }
-    } else {
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t v = ld64(p + i * 8);
-            if (v)
-                raw_item(L, v, field, i, &prev);
-        }
-    }
-}
-
 static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, uint32_t idx,
                                                     const rs_type *t, const unsigned char *o,
                                                     size_t avail)
@@ -984,7 +959,7 @@ static __attribute__((noinline)) void decode_fields(rs_heap *h, load_state *L, u
              * merge; else read later, with other buffers (ext_flush) */
             const unsigned char *items = view_mem(h, p, (size_t)len);
             if (items)
-                decode_items(L, k, f->kind, items, n);
+                buffer_edges(L, true, k, f->kind, items, n);
             else
                 ext_queue(h, L, p, n, idx, k, f->kind);
             break;
