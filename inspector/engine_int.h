@@ -155,14 +155,12 @@ enum {
 };
 
 typedef struct rs_group {
-    uint32_t id;          /* 1-based, the N of `graph --cycle N` */
+    uint32_t start;       /* its objects: lists[start ..], members then hanging off */
+    uint32_t nmembers, nhang;
     bool uncollectable;
     bool is_cycle;        /* a real SCC (more than one member or a self loop) */
-    uint32_t nmembers, nhang;
-    uint32_t *members;    /* object indexes, sorted by address (in rs_gc_result.lists) */
-    uint32_t *hang;       /* hanging off: tracked trivial members + cascade (same) */
     uint64_t bytes, hang_bytes;
-} rs_group;
+} rs_group; /* 32 bytes: there may be as many groups as half the objects */
 
 typedef struct rs_gc_result {
     uint8_t *state;       /* per object: RS_GC_* */
@@ -170,12 +168,28 @@ typedef struct rs_gc_result {
     uint8_t *role;        /* per object: 1 member of its group, 2 hanging off it */
     rs_group *groups;
     size_t ngroups;
-    uint32_t *lists;      /* the groups' members and hang arrays point into it */
+    uint32_t *lists;      /* the groups' objects, group after group */
     uint64_t n_collectable, b_collectable;
     uint64_t n_legacy, b_legacy;
     uint64_t n_cascade, b_cascade;
     uint64_t n_candidates;
 } rs_gc_result;
+
+/* A group's number (1-based, report order: the N of `graph --cycle N`), its
+ * members (object indexes, sorted by address) and what hangs off it
+ * (tracked trivial members and the cascade, sorted the same way). */
+static inline uint32_t rs_group_id(const rs_gc_result *R, const rs_group *G)
+{
+    return (uint32_t)(G - R->groups) + 1;
+}
+static inline const uint32_t *rs_group_members(const rs_gc_result *R, const rs_group *G)
+{
+    return R->lists + G->start;
+}
+static inline const uint32_t *rs_group_hang(const rs_gc_result *R, const rs_group *G)
+{
+    return R->lists + G->start + G->nmembers;
+}
 
 typedef struct rs_dom_result {
     uint32_t nnodes;      /* nobj + nrootnodes + 2 */

@@ -532,34 +532,40 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     }
 
     /* A group whose members all went with the cascade keeps what hangs off
-     * it as members; an empty group goes. */
-    uint32_t *nmem = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nmem);
-    uint32_t *nhang = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nhang);
-    for (size_t k = 0; k < ngl; k++) {
-        uint32_t i = gl[k];
-        if (role[i] == 1)
-            nmem[group[i]]++;
-        else
-            nhang[group[i]]++;
+     * it as members; an empty group goes. (Without a cascade every group
+     * has its component's members: nothing to count or drop.) */
+    uint32_t *keep = NULL;
+    if (R->n_cascade) {
+        uint32_t *nmem = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nmem);
+        uint32_t *nhang = rs_xcalloc(ngroups ? ngroups : 1, sizeof *nhang);
+        for (size_t k = 0; k < ngl; k++) {
+            uint32_t i = gl[k];
+            if (role[i] == 1)
+                nmem[group[i]]++;
+            else
+                nhang[group[i]]++;
+        }
+        for (size_t k = 0; k < ngl; k++) {
+            uint32_t i = gl[k];
+            if (role[i] == 2 && !nmem[group[i]] && state[i] != RS_GC_CASCADE)
+                role[i] = 1;
+        }
+        keep = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *keep);
+        size_t nkeep = 0;
+        for (size_t g = 0; g < ngroups; g++)
+            keep[g] = nmem[g] || nhang[g] ? (uint32_t)nkeep++ : RS_NONE;
+        ngroups = nkeep;
+        rs_xfree(nmem);
+        rs_xfree(nhang);
     }
-    for (size_t k = 0; k < ngl; k++) {
-        uint32_t i = gl[k];
-        if (role[i] == 2 && !nmem[group[i]] && state[i] != RS_GC_CASCADE)
-            role[i] = 1;
-    }
-    uint32_t *keep = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *keep);
-    size_t nkeep = 0;
-    for (size_t g = 0; g < ngroups; g++)
-        keep[g] = nmem[g] || nhang[g] ? (uint32_t)nkeep++ : RS_NONE;
-    ngroups = nkeep;
-    rs_xfree(nmem);
-    rs_xfree(nhang);
 
     /* totals per group (by its number so far; renumbered in the same pass) */
     rs_group *groups = rs_xcalloc(ngroups ? ngroups : 1, sizeof *groups);
+    size_t nhanging = 0;
     for (size_t k = 0; k < ngl; k++) {
         uint32_t i = gl[k];
-        group[i] = keep[group[i]];
+        if (keep)
+            group[i] = keep[group[i]];
         rs_group *G = &groups[group[i]];
         if (role[i] == 1) {
             G->nmembers++;
@@ -569,6 +575,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         } else {
             G->nhang++;
             G->hang_bytes += rs_bytes(h, i);
+            nhanging++;
         }
     }
     rs_xfree(keep);
@@ -579,27 +586,30 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     uint32_t *order = group_order(groups, ngroups, group, role, gl, ngl);
     uint32_t *renum = rs_xmalloc((ngroups ? ngroups : 1) * sizeof *renum);
     uint32_t *lists = rs_xmalloc((ngl ? ngl : 1) * sizeof *lists);
+    /* where each group's next hanging object goes (its members' is
+     * start + nmembers, counted up again) */
+    uint32_t *hcur = nhanging ? rs_xmalloc((ngroups ? ngroups : 1) * sizeof *hcur) : NULL;
     size_t acc = 0;
     for (size_t k = 0; k < ngroups; k++) {
         rs_group *G = &groups[order[k]];
         renum[order[k]] = (uint32_t)k;
-        G->id = (uint32_t)k + 1;
-        G->members = lists + acc;
-        acc += G->nmembers;
-        G->hang = lists + acc;
-        acc += G->nhang;
-        G->nmembers = G->nhang = 0;
+        G->start = (uint32_t)acc;
+        if (hcur)
+            hcur[order[k]] = (uint32_t)(acc + G->nmembers);
+        acc += G->nmembers + G->nhang;
+        G->nmembers = 0;
     }
     rs_xfree(order);
     for (size_t k = 0; k < ngl; k++) {
-        uint32_t i = gl[k];
-        rs_group *G = &groups[group[i]];
-        group[i] = renum[group[i]];
+        uint32_t i = gl[k], g = group[i];
+        rs_group *G = &groups[g];
+        group[i] = renum[g];
         if (role[i] == 1)
-            G->members[G->nmembers++] = i;
+            lists[G->start + G->nmembers++] = i;
         else
-            G->hang[G->nhang++] = i;
+            lists[hcur[g]++] = i;
     }
+    rs_xfree(hcur);
     rs_xfree(ulist);
     for (size_t g = 0; g < ngroups; g++) { /* follow the permutation's cycles */
         while (renum[g] != g) {
@@ -616,7 +626,7 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         rs_group *G = &groups[g];
         G->is_cycle = G->nmembers > 1;
         if (G->nmembers == 1) {
-            uint32_t v = G->members[0];
+            uint32_t v = lists[G->start];
             for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++)
                 if (h->out_dst[e] == v)
                     G->is_cycle = true;

@@ -975,7 +975,7 @@ static json_t *build_refs(rs_heap *h, const cmdline *c, uint32_t i, const char *
     const rs_gc_result *G = rs_gc_analyze(h);
     json_t *col = json_object();
     jset(col, "state", json_string(gc_state_name(G->state[i])));
-    jset(col, "cycle", G->group[i] != RS_NONE ? jint(G->groups[G->group[i]].id) : json_null());
+    jset(col, "cycle", G->group[i] != RS_NONE ? jint(rs_group_id(G, &G->groups[G->group[i]])) : json_null());
     jset(o, "collector", col);
     const rs_dom_result *D = rs_dominators(h);
     json_t *ret = json_object();
@@ -1287,32 +1287,33 @@ static json_t *build_cycles(rs_heap *h, const cmdline *c)
     json_t *arr = json_array();
     for (size_t g = 0; g < show; g++) {
         const rs_group *R = &G->groups[g];
+        const uint32_t *members = rs_group_members(G, R), *hanging = rs_group_hang(G, R);
         json_t *y = json_object();
-        jset(y, "id", jint(R->id));
+        jset(y, "id", jint(rs_group_id(G, R)));
         jset(y, "is_cycle", json_boolean(R->is_cycle));
         jset(y, "uncollectable", json_boolean(R->uncollectable));
         jset(y, "objects", jint(R->nmembers));
         jset(y, "bytes", jint(R->bytes));
         jset(y, "hanging_objects", jint(R->nhang));
         jset(y, "hanging_bytes", jint(R->hang_bytes));
-        jset(y, "types", type_histogram(h, R->members, R->nmembers, 0));
+        jset(y, "types", type_histogram(h, members, R->nmembers, 0));
         size_t nm = lim(c, R->nmembers);
         json_t *mem = json_array();
         for (size_t k = 0; k < nm; k++)
-            json_array_append_new(mem, jobj(h, R->members[k]));
+            json_array_append_new(mem, jobj(h, members[k]));
         jset(y, "members", mem);
         jset(y, "members_omitted", jint(R->nmembers - nm));
         if (R->is_cycle) {
             size_t plen = 0;
-            uint32_t *p = rs_cycle_path(h, R->members, R->nmembers, &plen);
-            jset(y, "path", jpath_edges(h, p, plen > 64 ? 64 : plen, R->members[0]));
+            uint32_t *p = rs_cycle_path(h, members, R->nmembers, &plen);
+            jset(y, "path", jpath_edges(h, p, plen > 64 ? 64 : plen, members[0]));
             jset(y, "path_length", jint(plen));
             rs_xfree(p);
         }
         size_t nh = lim(c, R->nhang);
         json_t *hang = json_array();
         for (size_t k = 0; k < nh; k++) {
-            uint32_t v = R->hang[k];
+            uint32_t v = hanging[k];
             json_t *z = jobj(h, v);
             jset(z, "state", json_string(gc_state_name(G->state[v])));
             jset(z, "tracked", json_boolean(rs_obj_tracked(h, v)));
@@ -1320,10 +1321,10 @@ static json_t *build_cycles(rs_heap *h, const cmdline *c)
         }
         jset(y, "hanging_off", hang);
         jset(y, "hanging_omitted", jint(R->nhang - nh));
-        jset(y, "hanging_types", type_histogram(h, R->hang, R->nhang, 10));
+        jset(y, "hanging_types", type_histogram(h, hanging, R->nhang, 10));
         uint64_t pep = 0, pep_done = 0, legacy = 0;
         for (int pass = 0; pass < 2; pass++) {
-            const uint32_t *list = pass ? R->hang : R->members;
+            const uint32_t *list = pass ? hanging : members;
             size_t n = pass ? R->nhang : R->nmembers;
             for (size_t k = 0; k < n; k++) {
                 const rs_type *t = rs_obj_type(h, list[k]);
@@ -2212,7 +2213,7 @@ static json_t *build_path(rs_heap *h, uint32_t obj, const char *note)
         const rs_gc_result *G = rs_gc_analyze(h);
         unsigned s = G->state[obj];
         char why[300];
-        uint32_t gid = G->group[obj] != RS_NONE ? G->groups[G->group[obj]].id : 0;
+        uint32_t gid = G->group[obj] != RS_NONE ? rs_group_id(G, &G->groups[G->group[obj]]) : 0;
         if (s == RS_GC_COLLECTABLE)
             snprintf(why, sizeof why, "in unreachable cycle %u: a full collection would free it",
                      gid);
@@ -2446,7 +2447,7 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
         }
         const rs_group *R = &G->groups[c->cycle - 1];
         for (int pass = 0; pass < 2; pass++) {
-            const uint32_t *list = pass ? R->hang : R->members;
+            const uint32_t *list = pass ? rs_group_hang(G, R) : rs_group_members(G, R);
             size_t n = pass ? R->nhang : R->nmembers;
             for (size_t k = 0; k < n; k++) {
                 if (nn == maxnodes) {
@@ -2458,7 +2459,7 @@ static json_t *build_graph(rs_heap *h, const cmdline *c, uint32_t focus, const c
             }
         }
         snprintf(title, sizeof title, "%s %u: %u objects, %llu bytes%s",
-                 R->is_cycle ? "cycle" : "group", R->id, R->nmembers,
+                 R->is_cycle ? "cycle" : "group", rs_group_id(G, R), R->nmembers,
                  (unsigned long long)R->bytes, R->uncollectable ? " (uncollectable)" : "");
     } else {
         /* BFS to --depth along references (and back references) */
