@@ -393,12 +393,9 @@ static inline uint32_t rs_outdeg(const rs_heap *h, uint32_t i)
 /* The reverse edges, built on first use (heap.c): in_off only, or both. */
 void rs_in_offsets(rs_heap *h);
 void rs_in_edges(rs_heap *h);
-static inline uint32_t rs_indeg(rs_heap *h, uint32_t i)
-{
-    if (!h->in_off)
-        rs_in_offsets(h);
-    return h->in_off[i + 1] - h->in_off[i];
-}
+/* Object i's heap references (graph.c): from the reverse edges when they
+ * are built, else from the reconciliation (no table of its own). */
+uint32_t rs_indeg(rs_heap *h, uint32_t i);
 
 /* A site, its strings resolved (NULL if the id is out of range). */
 const rs_site *rs_get_site(rs_heap *h, uint32_t id);
@@ -435,10 +432,12 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h);
  */
 const int32_t *rs_unexplained(rs_heap *h);
 /* What the roots hold: per object that a counted root points at, how many
- * owning roots and how many stack/register/local slots do; sorted by
- * object. rs_rootref gives one object's (0, 0 for most). */
+ * owning roots and how many stack/register/local slots do, and how many
+ * heap edges (filled by rs_unexplained, which counts them for every
+ * object); sorted by object. rs_rootref gives one object's (all 0 for
+ * most). */
 typedef struct rs_rootcount {
-    uint32_t obj, roots, slots;
+    uint32_t obj, roots, slots, indeg;
 } rs_rootcount;
 const rs_rootcount *rs_rootcounts(rs_heap *h, size_t *n);
 rs_rootcount rs_rootref(rs_heap *h, uint32_t obj);

@@ -43,7 +43,7 @@ const rs_rootcount *rs_rootcounts(rs_heap *h, size_t *n)
             if (!R->counted || R->obj == RS_NONE)
                 continue;
             bool owns = rs_root_owns(R->kind);
-            rc[k++] = (rs_rootcount){R->obj, owns, !owns};
+            rc[k++] = (rs_rootcount){R->obj, owns, !owns, 0};
         }
         RS_QSORT(rc, k, sizeof *rc, rootcount_cmp);
         size_t m = 0; /* one entry per object */
@@ -74,7 +74,7 @@ rs_rootcount rs_rootref(rs_heap *h, uint32_t obj)
         else
             hi = mid;
     }
-    return lo < n && rc[lo].obj == obj ? rc[lo] : (rs_rootcount){obj, 0, 0};
+    return lo < n && rc[lo].obj == obj ? rc[lo] : (rs_rootcount){obj, 0, 0, 0};
 }
 
 bool rs_root_holds(rs_heap *h, size_t r)
@@ -87,7 +87,9 @@ bool rs_root_holds(rs_heap *h, size_t r)
     uint32_t o = R->obj;
     if (h->refcnt[o] >= 0x80000000u)
         return true; /* corrupt count: assume the slot may hold it */
-    int64_t excess = (int64_t)h->refcnt[o] - (int64_t)rs_indeg(h, o) - (int64_t)rs_rootref(h, o).roots;
+    rs_unexplained(h); /* the root objects' in-degrees */
+    rs_rootcount held = rs_rootref(h, o);
+    int64_t excess = (int64_t)h->refcnt[o] - (int64_t)held.indeg - (int64_t)held.roots;
     return excess > 0;
 }
 
@@ -95,30 +97,61 @@ const int32_t *rs_unexplained(rs_heap *h)
 {
     if (h->unexplained)
         return h->unexplained;
-    size_t nrc, k = 0;
-    const rs_rootcount *rc = rs_rootcounts(h, &nrc);
-    h->unexplained = rs_xmalloc((h->nobj ? h->nobj : 1) * sizeof *h->unexplained);
-    for (size_t i = 0; i < h->nobj; i++) {
-        uint32_t roots = 0, slots = 0;
+    size_t n = h->nobj, nrc, k = 0;
+    rs_rootcounts(h, &nrc);
+    rs_rootcount *rc = h->rootcnt;
+    /* The in-degrees are counted in the result's own words (uint32_t and
+     * int32_t may alias), each replaced by its object's result: no table
+     * of in-degrees, which at a million objects is 4 MB to fault in, unless
+     * the reverse edges are there already. */
+    int32_t *unx = rs_xcalloc(n ? n : 1, sizeof *unx);
+    uint32_t *deg = (uint32_t *)unx;
+    if (h->in_off)
+        for (size_t i = 0; i < n; i++)
+            deg[i] = h->in_off[i + 1] - h->in_off[i];
+    else
+        for (size_t e = 0; e < h->nedges; e++)
+            deg[h->out_dst[e]]++;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t roots = 0, slots = 0, indeg = deg[i];
         if (k < nrc && rc[k].obj == i) {
+            rc[k].indeg = indeg;
             roots = rc[k].roots;
             slots = rc[k++].slots;
         }
         int64_t count = h->refcnt[i];
         if (count >= 0x80000000ll) { /* corrupt: `check` says so; no leak finding */
-            h->unexplained[i] = 0;
+            unx[i] = 0;
             continue;
         }
-        int64_t d = count - (int64_t)rs_indeg(h, (uint32_t)i) - (int64_t)roots;
+        int64_t d = count - (int64_t)indeg - (int64_t)roots;
         if (d > 0)
             d -= d < (int64_t)slots ? d : (int64_t)slots;
         if (d > INT32_MAX)
             d = INT32_MAX;
         if (d < INT32_MIN)
             d = INT32_MIN;
-        h->unexplained[i] = (int32_t)d;
+        unx[i] = (int32_t)d;
     }
-    return h->unexplained;
+    h->unexplained = unx;
+    return unx;
+}
+
+uint32_t rs_indeg(rs_heap *h, uint32_t i)
+{
+    if (!h->in_off) {
+        /* An object no root points at has unexplained = refcount - indeg,
+         * exactly unless the refcount is corrupt or the result was clamped;
+         * rs_unexplained kept the root objects' own. */
+        const int32_t *unx = rs_unexplained(h);
+        rs_rootcount held = rs_rootref(h, i);
+        if (held.roots || held.slots)
+            return held.indeg;
+        if (h->refcnt[i] < 0x80000000u && unx[i] != INT32_MIN)
+            return (uint32_t)((int64_t)h->refcnt[i] - unx[i]);
+        rs_in_offsets(h);
+    }
+    return h->in_off[i + 1] - h->in_off[i];
 }
 
 /* ---- the collector's unreachable set ---------------------------------------------- */
@@ -763,6 +796,16 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     uint32_t *vert = rs_xmalloc(((size_t)V + 1) * sizeof *vert);
     uint32_t *parent = rs_xmalloc(((size_t)V + 1) * sizeof *parent);
     uint32_t N = 0;
+    /* The predecessors of the reached nodes, by DFS number, as DFS numbers
+     * (CSR: number j's are psrc[poff[j] .. poff[j + 1])): every successor
+     * of a reached node is reached, and the semidominator pass then reads
+     * them in the order it visits the nodes, without looking numbers up.
+     * Counted by the DFS as it takes each edge, at j + 2, and placed
+     * through poff[j + 1], which ends at where j + 1's start. (size_t: the
+     * extra nodes' edges come on top of up to 2^32 - 2 of the heap's.
+     * Sized for every node, but only the reached ones' words are touched.) */
+    size_t *poff = rs_xmalloc(((size_t)V + 3) * sizeof *poff);
+    poff[0] = poff[1] = poff[2] = 0; /* then poff[j + 2] as number j is given */
 
     /* iterative DFS */
     {
@@ -773,6 +816,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         uint32_t *se = rs_xmalloc(cap * sizeof *se);
         size_t sp = 0;
         pre[G->root] = ++N;
+        poff[N + 2] = 0;
         vert[N] = G->root;
         parent[N] = 0;
         sv[sp] = G->root;
@@ -792,9 +836,12 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
                 continue;
             }
             uint32_t w = arr[se[sp - 1]++];
-            if (pre[w])
+            if (pre[w]) {
+                poff[pre[w] + 2]++;
                 continue;
+            }
             pre[w] = ++N;
+            poff[N + 2] = 1;
             vert[N] = w;
             parent[N] = pre[v];
             succ_range(G, w, &arr, &a, &b);
@@ -810,21 +857,6 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
         rs_xfree(se);
     }
 
-    /* The predecessors of the reached nodes, by DFS number, as DFS numbers
-     * (CSR: number j's are psrc[poff[j] .. poff[j + 1])): every successor
-     * of a reached node is reached, and the semidominator pass then reads
-     * them in the order it visits the nodes, without looking numbers up.
-     * Counted at j + 2 and placed through poff[j + 1], which ends at where
-     * j + 1's start. (size_t: the extra nodes' edges come on top of up to
-     * 2^32 - 2 of the heap's.) */
-    size_t *poff = rs_xcalloc((size_t)N + 3, sizeof *poff);
-    for (uint32_t i = 1; i <= N; i++) {
-        const uint32_t *arr;
-        uint32_t a, b;
-        succ_range(G, vert[i], &arr, &a, &b);
-        for (uint32_t k = a; k < b; k++)
-            poff[pre[arr[k]] + 2]++;
-    }
     for (size_t j = 2; j <= (size_t)N + 2; j++)
         poff[j] += poff[j - 1];
     uint32_t *psrc = rs_xmalloc((poff[N + 2] ? poff[N + 2] : 1) * sizeof *psrc);
