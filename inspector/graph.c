@@ -420,9 +420,13 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
             }
         }
     }
-    /* move_legacy_finalizers + move_legacy_finalizer_reachable */
+    /* move_legacy_finalizers + move_legacy_finalizer_reachable (a pass
+     * over the objects only when some type has a legacy finalizer) */
+    bool any_legacy = false;
+    for (size_t t = 0; t < h->ntypes; t++)
+        any_legacy |= (tf[t] & T_LEGACY) != 0;
     qh = qt = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; any_legacy && i < n; i++) {
         if (state[i] == CAND && (tf[h->tidx[i]] & T_LEGACY)) {
             state[i] = CAND | RS_GC_LEGACY;
             queue[qt++] = (uint32_t)i;
