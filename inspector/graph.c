@@ -831,19 +831,21 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
             se[sp++] = a;
         }
         while (sp) {
+            /* the top frame's edges in a local loop, until one reaches a
+             * node not seen yet: that node's frame goes on top */
             uint32_t v = sv[sp - 1];
             const uint32_t *arr;
             uint32_t a, b;
             succ_range(G, v, &arr, &a, &b);
-            if (se[sp - 1] >= b) {
+            uint32_t e = se[sp - 1];
+            while (e < b && pre[arr[e]])
+                poff[pre[arr[e++]] + 2]++;
+            if (e >= b) {
                 sp--;
                 continue;
             }
-            uint32_t w = arr[se[sp - 1]++];
-            if (pre[w]) {
-                poff[pre[w] + 2]++;
-                continue;
-            }
+            uint32_t w = arr[e];
+            se[sp - 1] = e + 1;
             pre[w] = ++N;
             poff[N + 2] = 1;
             vert[N] = w;
