@@ -433,9 +433,9 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h);
 const int32_t *rs_unexplained(rs_heap *h);
 /* What the roots hold: per object that a counted root points at, how many
  * owning roots and how many stack/register/local slots do, and how many
- * heap edges (filled by rs_unexplained, which counts them for every
- * object); sorted by object. rs_rootref gives one object's (all 0 for
- * most). */
+ * heap edges (indeg: filled by rs_unexplained, which counts them for every
+ * object, for rs_indeg); sorted by object. rs_rootref gives one object's
+ * (all 0 for most). */
 typedef struct rs_rootcount {
     uint32_t obj, roots, slots, indeg;
 } rs_rootcount;

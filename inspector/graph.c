@@ -87,9 +87,7 @@ bool rs_root_holds(rs_heap *h, size_t r)
     uint32_t o = R->obj;
     if (h->refcnt[o] >= 0x80000000u)
         return true; /* corrupt count: assume the slot may hold it */
-    rs_unexplained(h); /* the root objects' in-degrees */
-    rs_rootcount held = rs_rootref(h, o);
-    int64_t excess = (int64_t)h->refcnt[o] - (int64_t)held.indeg - (int64_t)held.roots;
+    int64_t excess = (int64_t)h->refcnt[o] - (int64_t)rs_indeg(h, o) - (int64_t)rs_rootref(h, o).roots;
     return excess > 0;
 }
 

@@ -2072,7 +2072,7 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
         uint32_t i = rc[k].obj;
         if (!rc[k].slots || unx[i] != 0 || h->refcnt[i] >= 0x80000000u)
             continue;
-        int64_t excess = (int64_t)h->refcnt[i] - (int64_t)rc[k].indeg - (int64_t)rc[k].roots;
+        int64_t excess = (int64_t)h->refcnt[i] - (int64_t)rs_indeg(h, i) - (int64_t)rc[k].roots;
         if (excess <= 0)
             continue;
         sh_n++;
