@@ -290,6 +290,10 @@ struct rs_heap {
     uint64_t *lab_vals;
     size_t lab_cap;
     uint32_t *in_off, *in_src;  /* NULL until rs_in_offsets / rs_in_edges */
+    /* per object: its heap in-degree (edges into it), counted by the load
+     * as it resolves them; rs_unexplained takes the table over (its words
+     * become the result: NULL from then on) */
+    uint32_t *deg;
     rs_weakedge *weak;
     size_t nweak;
     rs_badedge *bad;

@@ -98,18 +98,23 @@ const int32_t *rs_unexplained(rs_heap *h)
     size_t n = h->nobj, nrc, k = 0;
     rs_rootcounts(h, &nrc);
     rs_rootcount *rc = h->rootcnt;
-    /* The in-degrees are counted in the result's own words (uint32_t and
-     * int32_t may alias), each replaced by its object's result: no table
-     * of in-degrees, which at a million objects is 4 MB to fault in, unless
-     * the reverse edges are there already. */
-    int32_t *unx = rs_xcalloc(n ? n : 1, sizeof *unx);
-    uint32_t *deg = (uint32_t *)unx;
-    if (h->in_off)
-        for (size_t i = 0; i < n; i++)
-            deg[i] = h->in_off[i + 1] - h->in_off[i];
-    else
-        for (size_t e = 0; e < h->nedges; e++)
-            deg[h->out_dst[e]]++;
+    /* The result takes the words of the in-degrees (uint32_t and int32_t
+     * may alias), each replaced by its object's result: the load's table
+     * (rs_heap.deg), or counted here when the result is computed again
+     * (the roots changed) -- no table of its own, which at a million
+     * objects is 4 MB to fault in. */
+    uint32_t *deg = h->deg;
+    h->deg = NULL;
+    if (!deg) {
+        deg = rs_xcalloc(n ? n : 1, sizeof *deg);
+        if (h->in_off)
+            for (size_t i = 0; i < n; i++)
+                deg[i] = h->in_off[i + 1] - h->in_off[i];
+        else
+            for (size_t e = 0; e < h->nedges; e++)
+                deg[h->out_dst[e]]++;
+    }
+    int32_t *unx = (int32_t *)deg;
     for (size_t i = 0; i < n; i++) {
         uint32_t roots = 0, slots = 0, indeg = deg[i];
         if (k < nrc && rc[k].obj == i) {
@@ -379,6 +384,8 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     for (size_t t = 0; t < h->ntypes; t++)
         tf[t] = (uint8_t)((h->types[t].gc ? T_GC : 0) | (h->types[t].legacy_del ? T_LEGACY : 0));
 
+    /* the in-degrees the load counted, unless rs_unexplained has taken them */
+    const uint32_t *deg = h->deg;
     /* update_refs: gc_refs = refcount (0 is treated as 1, as gc.c does);
      * candidates of collect(2) are on the lists of generations 0..2:
      * tracked, of a collected type, not in the permanent generation */
@@ -387,27 +394,48 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         bool cand = (info & RC_OBF_TRACKED) && (info & RC_OBF_GEN_MASK) != RC_GEN_PERMANENT &&
                     (tf[h->tidx[i]] & T_GC);
         state[i] = cand ? CAND : 0;
-        refs[i] = !cand ? 0 : h->refcnt[i] ? h->refcnt[i] : 1;
+        refs[i] = !cand || deg ? 0 : h->refcnt[i] ? h->refcnt[i] : 1;
         R->n_candidates += cand;
     }
-    /* subtract_refs: references from candidates to candidates */
-    for (size_t i = 0; i < n; i++) {
-        if (!(state[i] & CAND))
-            continue;
-        for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++) {
-            uint32_t d = h->out_dst[e];
-            if ((state[d] & CAND) && refs[d] > 0)
-                refs[d]--;
+    size_t qh = 0, qt = 0;
+    if (deg) {
+        /* subtract_refs from the in-degrees the load counted: what the
+         * candidates' references leave of a count is refcount - in-degree
+         * + the references from the other objects, which are few (gc.c
+         * stops a count at 0: the sign test below does as well). refs[]
+         * counts the latter first (a non-candidate's own is not read). */
+        for (size_t i = 0; i < n; i++)
+            if (!(state[i] & CAND))
+                for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++)
+                    refs[h->out_dst[e]]++;
+        for (size_t i = 0; i < n; i++) {
+            if (!(state[i] & CAND))
+                continue;
+            int64_t left = (int64_t)(h->refcnt[i] ? h->refcnt[i] : 1) - deg[i] + refs[i];
+            if (left > 0) {
+                state[i] = CAND | RS_GC_REACHABLE;
+                queue[qt++] = (uint32_t)i;
+            }
+        }
+    } else {
+        /* subtract_refs: references from candidates to candidates */
+        for (size_t i = 0; i < n; i++) {
+            if (!(state[i] & CAND))
+                continue;
+            for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++) {
+                uint32_t d = h->out_dst[e];
+                if ((state[d] & CAND) && refs[d] > 0)
+                    refs[d]--;
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            if ((state[i] & CAND) && refs[i] > 0) {
+                state[i] = CAND | RS_GC_REACHABLE;
+                queue[qt++] = (uint32_t)i;
+            }
         }
     }
     /* move_unreachable: what gc_refs > 0 reaches, through candidates, lives */
-    size_t qh = 0, qt = 0;
-    for (size_t i = 0; i < n; i++) {
-        if ((state[i] & CAND) && refs[i] > 0) {
-            state[i] = CAND | RS_GC_REACHABLE;
-            queue[qt++] = (uint32_t)i;
-        }
-    }
     while (qh < qt) {
         uint32_t v = queue[qh++];
         for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {

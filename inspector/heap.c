@@ -1624,6 +1624,10 @@ static void build_edges(rs_heap *h, load_state *L)
     uint32_t memo_val[MEMO];
     for (size_t k = 0; k < MEMO; k++)
         memo_key[k] = 1;
+    /* Every object's heap in-degree, counted as its references resolve
+     * (rs_heap.deg): the collector mirror and the reconciliation would each
+     * take another pass over all the edges to count them. */
+    uint32_t *deg = rs_xcalloc(n ? n : 1, sizeof *deg);
     for (size_t i = 0; i < n; i++) {
         size_t a = off[i], b = i + 1 < n ? off[i + 1] : raw->n;
         off[i] = (uint32_t)w;
@@ -1647,6 +1651,7 @@ static void build_edges(rs_heap *h, load_state *L)
                     sfield[nsf++] = (sfield_t){(uint32_t)i, ev_field(raw, e)};
                 }
                 memcpy(dbytes + w++ * 4, &d, 4);
+                deg[d]++;
                 continue;
             }
             h->nbad_total++;
@@ -1714,6 +1719,7 @@ static void build_edges(rs_heap *h, load_state *L)
                     continue;
                 }
                 dst[k] = xdst[--x];
+                deg[dst[k]]++;
                 xleft--;
                 if (x == runs[ri - 1].first && --ri > rr)
                     x = runs[ri - 1].first + runs[ri - 1].n;
@@ -1727,6 +1733,7 @@ static void build_edges(rs_heap *h, load_state *L)
     rs_xfree(sfield);
     h->out_dst = rs_xrealloc(dst, (w ? w : 1) * sizeof *dst);
     h->nedges = off[n]; /* labels are decoded again when printed (rs_edge_lab) */
+    h->deg = deg;
     edge_vec_free(&L->raw);
     edge_vec_free(&L->xe);
     rs_xfree(L->runs);
@@ -2204,6 +2211,7 @@ RS_EXPORT void rs_heap_free(rs_heap *h)
     rs_xfree(h->large_idx);
     rs_xfree(h->out_off);
     rs_xfree(h->out_dst);
+    rs_xfree(h->deg);
     rs_xfree(h->lab_vals);
     rs_xfree(h->in_off);
     rs_xfree(h->in_src);
