@@ -1628,23 +1628,56 @@ static void build_edges(rs_heap *h, load_state *L)
      * (rs_heap.deg): the collector mirror and the reconciliation would each
      * take another pass over all the edges to count them. */
     uint32_t *deg = rs_xcalloc(n ? n : 1, sizeof *deg);
-    for (size_t i = 0; i < n; i++) {
-        size_t a = off[i], b = i + 1 < n ? off[i + 1] : raw->n;
-        off[i] = (uint32_t)w;
+#define RESOLVE(target, d)                                                                     \
+    do {                                                                                       \
+        size_t slot_ = ((target) >> 3) & (MEMO - 1);                                           \
+        if (memo_key[slot_] == (target)) {                                                     \
+            (d) = memo_val[slot_];                                                             \
+        } else {                                                                               \
+            (d) = find_object(h, (target), &c);                                                \
+            memo_key[slot_] = (target);                                                        \
+            memo_val[slot_] = (d);                                                             \
+        }                                                                                      \
+    } while (0)
+    /* Without buffers to merge, the edges up to the first bad one resolve in
+     * one run, the offsets unchanged (every edge there stays where it is):
+     * the objects' loop below takes over at the first bad edge, if any. */
+    size_t i0 = 0, e0 = 0;
+    if (!L->nruns) {
+        for (; e0 < raw->n; e0++) {
+            uint64_t target = ev_dst(raw, e0);
+            uint32_t d;
+            RESOLVE(target, d);
+            if (d == RS_NONE)
+                break;
+            memcpy(dbytes + e0 * 4, &d, 4);
+            deg[d]++;
+        }
+        w = e0;
+        /* the object of edge e0: the last whose edges start at or before it */
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (off[mid] <= e0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        i0 = e0 == raw->n ? n : lo - 1; /* (lo >= 1: off[0] = 0 <= e0) */
+    }
+    for (size_t i = i0; i < n; i++) {
+        size_t a = off[i], b = i + 1 < n ? off[i + 1] : raw->n, from = a;
+        if (i == i0 && e0 > a)
+            from = e0; /* (its edges before e0 are resolved, in place: off[i] stays) */
+        else
+            off[i] = (uint32_t)w;
         while (rp < L->nruns && runs[rp].src < i)
             rp++;
         bool merged = rp < L->nruns && runs[rp].src == i;
-        for (size_t e = a; e < b; e++) {
+        for (size_t e = from; e < b; e++) {
             uint64_t target = ev_dst(raw, e);
-            size_t slot = (target >> 3) & (MEMO - 1);
             uint32_t d;
-            if (memo_key[slot] == target) {
-                d = memo_val[slot];
-            } else {
-                d = find_object(h, target, &c);
-                memo_key[slot] = target;
-                memo_val[slot] = d;
-            }
+            RESOLVE(target, d);
             if (d != RS_NONE) {
                 if (merged) {
                     rs_grow(&sfield, &capsf, nsf + 1, sizeof *sfield);
@@ -1664,6 +1697,7 @@ static void build_edges(rs_heap *h, load_state *L)
             }
         }
     }
+#undef RESOLVE
     off[n] = (uint32_t)w;
     uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
     raw->w = NULL;
