@@ -116,6 +116,7 @@ typedef struct rs_type {
     bool registered;   /* types[tp_id] == addr */
     uint32_t fixed_extent; /* bytes of the object the fixed fields need */
     bool refs_only;    /* every field is a REF or WEAK pointer (decode_object's fast path) */
+    bool strong_only;  /* every field is a REF pointer, fewer than 64 (the scan's fast path) */
 } rs_type;
 
 typedef struct rs_site {
@@ -269,6 +270,7 @@ struct rs_heap {
      * object index: few next to the objects, so no 8-byte table per object */
     struct rs_xbytes *xbytes;
     size_t nxbytes, capxbytes;
+    uint64_t total_bytes;  /* the sum of rs_bytes over every object */
 
     /* address index (rs_find_object): the allocator's geometry. Arenas by
      * address (open addressing on addr >> 20) -> their pools' records ->
@@ -317,6 +319,7 @@ struct rs_heap {
     rs_gc_result *gc;
     rs_dom_result *dom;
     int32_t *unexplained;  /* per object: refcount - explained (lazy) */
+    size_t nunexplained, noverreleased; /* objects whose unexplained[] is > 0, < 0 (with it) */
 };
 
 /* ---- heap.c ------------------------------------------------------------- */

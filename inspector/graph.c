@@ -91,11 +91,24 @@ bool rs_root_holds(rs_heap *h, size_t r)
     return excess > 0;
 }
 
+/* An object's unexplained references (see engine_int.h); 0 for a corrupt
+ * count (2^31 or more: `check` says so; no leak finding). */
+static inline int32_t unexplained_of(uint32_t refcnt, uint32_t indeg, uint32_t roots,
+                                     uint32_t slots)
+{
+    if (refcnt >= 0x80000000u)
+        return 0;
+    int64_t d = (int64_t)refcnt - (int64_t)indeg - (int64_t)roots;
+    if (d > 0)
+        d -= d < (int64_t)slots ? d : (int64_t)slots;
+    return d < INT32_MIN ? INT32_MIN : (int32_t)d; /* (d < 2^31: refcnt is) */
+}
+
 const int32_t *rs_unexplained(rs_heap *h)
 {
     if (h->unexplained)
         return h->unexplained;
-    size_t n = h->nobj, nrc, k = 0;
+    size_t n = h->nobj, nrc, npos = 0, nneg = 0;
     rs_rootcounts(h, &nrc);
     rs_rootcount *rc = h->rootcnt;
     /* The result takes the words of the in-degrees (uint32_t and int32_t
@@ -115,28 +128,28 @@ const int32_t *rs_unexplained(rs_heap *h)
                 deg[h->out_dst[e]]++;
     }
     int32_t *unx = (int32_t *)deg;
+    /* the objects roots hold keep their in-degree (rs_indeg) */
+    for (size_t k = 0; k < nrc; k++)
+        rc[k].indeg = deg[rc[k].obj];
+    /* every object as if no root held it (a loop without branches), then
+     * the objects roots hold */
     for (size_t i = 0; i < n; i++) {
-        uint32_t roots = 0, slots = 0, indeg = deg[i];
-        if (k < nrc && rc[k].obj == i) {
-            rc[k].indeg = indeg;
-            roots = rc[k].roots;
-            slots = rc[k++].slots;
-        }
-        int64_t count = h->refcnt[i];
-        if (count >= 0x80000000ll) { /* corrupt: `check` says so; no leak finding */
-            unx[i] = 0;
-            continue;
-        }
-        int64_t d = count - (int64_t)indeg - (int64_t)roots;
-        if (d > 0)
-            d -= d < (int64_t)slots ? d : (int64_t)slots;
-        if (d > INT32_MAX)
-            d = INT32_MAX;
-        if (d < INT32_MIN)
-            d = INT32_MIN;
-        unx[i] = (int32_t)d;
+        int32_t u = unexplained_of(h->refcnt[i], deg[i], 0, 0);
+        unx[i] = u;
+        npos += u > 0;
+        nneg += u < 0;
+    }
+    for (size_t k = 0; k < nrc; k++) {
+        int32_t *u = &unx[rc[k].obj];
+        npos -= *u > 0;
+        nneg -= *u < 0;
+        *u = unexplained_of(h->refcnt[rc[k].obj], rc[k].indeg, rc[k].roots, rc[k].slots);
+        npos += *u > 0;
+        nneg += *u < 0;
     }
     h->unexplained = unx;
+    h->nunexplained = npos;
+    h->noverreleased = nneg;
     return unx;
 }
 
@@ -376,7 +389,10 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     size_t n = h->nobj;
     rs_gc_result *R = rs_xcalloc(1, sizeof *R);
     uint8_t *state = rs_xmalloc(n ? n : 1);
-    uint32_t *refs = rs_xmalloc((n ? n : 1) * sizeof *refs);
+    /* the in-degrees the load counted, unless rs_unexplained has taken them */
+    const uint32_t *deg = h->deg;
+    uint32_t *refs = deg ? rs_xcalloc(n ? n : 1, sizeof *refs)
+                         : rs_xmalloc((n ? n : 1) * sizeof *refs);
     uint32_t *queue = rs_xmalloc((n ? n : 1) * sizeof *queue);
     /* per type: collected (its instances are candidates when tracked), has a legacy finalizer */
     enum { T_GC = 1, T_LEGACY = 2 };
@@ -384,30 +400,29 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
     for (size_t t = 0; t < h->ntypes; t++)
         tf[t] = (uint8_t)((h->types[t].gc ? T_GC : 0) | (h->types[t].legacy_del ? T_LEGACY : 0));
 
-    /* the in-degrees the load counted, unless rs_unexplained has taken them */
-    const uint32_t *deg = h->deg;
     /* update_refs: gc_refs = refcount (0 is treated as 1, as gc.c does);
      * candidates of collect(2) are on the lists of generations 0..2:
-     * tracked, of a collected type, not in the permanent generation */
+     * tracked, of a collected type, not in the permanent generation.
+     * With the load's in-degrees, subtract_refs needs only the references
+     * from the other objects, which are few: what the candidates' leave of
+     * a count is refcount - in-degree + those (gc.c stops a count at 0: the
+     * sign test below does as well); refs[] (zeroed) counts them here. */
     for (size_t i = 0; i < n; i++) {
         uint32_t info = h->info[i];
         bool cand = (info & RC_OBF_TRACKED) && (info & RC_OBF_GEN_MASK) != RC_GEN_PERMANENT &&
                     (tf[h->tidx[i]] & T_GC);
         state[i] = cand ? CAND : 0;
-        refs[i] = !cand || deg ? 0 : h->refcnt[i] ? h->refcnt[i] : 1;
         R->n_candidates += cand;
+        if (deg) {
+            if (!cand)
+                for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++)
+                    refs[h->out_dst[e]]++;
+        } else {
+            refs[i] = !cand ? 0 : h->refcnt[i] ? h->refcnt[i] : 1;
+        }
     }
     size_t qh = 0, qt = 0;
     if (deg) {
-        /* subtract_refs from the in-degrees the load counted: what the
-         * candidates' references leave of a count is refcount - in-degree
-         * + the references from the other objects, which are few (gc.c
-         * stops a count at 0: the sign test below does as well). refs[]
-         * counts the latter first (a non-candidate's own is not read). */
-        for (size_t i = 0; i < n; i++)
-            if (!(state[i] & CAND))
-                for (uint32_t e = h->out_off[i]; e < h->out_off[i + 1]; e++)
-                    refs[h->out_dst[e]]++;
         for (size_t i = 0; i < n; i++) {
             if (!(state[i] & CAND))
                 continue;
@@ -1003,10 +1018,7 @@ const rs_dom_result *rs_dominators(rs_heap *h)
     uint32_t n = (uint32_t)h->nobj;
     uint32_t nr = (uint32_t)h->nroots;
     uint32_t nx = nr + 2; /* roots, unexplained, super */
-    size_t nunx = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (unx[i] > 0)
-            nunx++;
+    size_t nunx = h->nunexplained;
     uint32_t *xs_off = rs_xmalloc(((size_t)nx + 1) * sizeof *xs_off);
     uint32_t *xs_dst = rs_xmalloc((nr + nunx + nr + 1 + 1) * sizeof *xs_dst);
     size_t k = 0;

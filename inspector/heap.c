@@ -408,9 +408,13 @@ static uint32_t get_type(rs_heap *h, uint64_t addr)
         extent_max(&e, (uint64_t)t->tp_name_offset + 8);
     t->fixed_extent = e;
     t->refs_only = true;
-    for (uint32_t k = 0; k < t->nfields; k++)
+    t->strong_only = t->nfields < 64;
+    for (uint32_t k = 0; k < t->nfields; k++) {
         if (t->fields[k].kind != RC_FIELD_REF && t->fields[k].kind != RC_FIELD_WEAK)
             t->refs_only = false;
+        if (t->fields[k].kind != RC_FIELD_REF)
+            t->strong_only = false;
+    }
     return idx;
 }
 
@@ -713,8 +717,9 @@ static inline void raw_edge(load_state *L, uint64_t dst, uint64_t lab)
  * with its object (L->raw, the word flagged EV_ITEM, the gap < 2^12) or
  * from a queued buffer (L->xe, ext_decode: the run knows the field, the gap
  * < 2^19). Inline, `inplace` constant at each call. */
-static inline void item_edge(load_state *L, bool inplace, uint64_t dst, uint32_t field,
-                             uint64_t elem, uint64_t *prev)
+static inline __attribute__((always_inline)) void item_edge(load_state *L, bool inplace,
+                                                            uint64_t dst, uint32_t field,
+                                                            uint64_t elem, uint64_t *prev)
 {
     edge_vec *v = inplace ? &L->raw : &L->xe;
     if (v->n == v->cap && !edge_vec_grow(L, v, inplace ? 65536 : 4096))
@@ -911,6 +916,7 @@ static void add_bytes(rs_heap *h, uint32_t idx, uint64_t more)
     if (x->obj != idx) /* (not the last one added: never, as the load goes) */
         x = (rs_xbytes *)rs_xbytes_of(h, idx);
     x->bytes += more;
+    h->total_bytes += more;
 }
 
 /* decode_object for any field table, every offset checked. */
@@ -1014,6 +1020,35 @@ static inline void decode_object(rs_heap *h, load_state *L, uint32_t idx, const 
     }
 }
 
+/* An edge of strong reference field k (< 64) of the object decoded last:
+ * raw_edge without the label's checks. */
+static inline void ref_edge(load_state *L, uint64_t dst, uint32_t k)
+{
+    edge_vec *v = &L->raw;
+    if (v->n == v->cap && !edge_vec_grow(L, v, 65536))
+        return;
+    v->w[v->n++] = EV_PACKABLE(dst) ? dst >> 3 | (uint64_t)k << 44
+                                    : edge_vec_escape(v, dst, RS_LAB(k, 0));
+}
+
+/* decode_object for the objects of a pool: inline in the scan, with the
+ * usual case (strong references only, all inside the block) in the loop. */
+static inline __attribute__((always_inline)) void decode_pooled(rs_heap *h, load_state *L,
+                                                                uint32_t idx, const rs_type *t,
+                                                                const unsigned char *o,
+                                                                size_t avail)
+{
+    if (!t->strong_only || avail < t->fixed_extent) {
+        decode_object(h, L, idx, o, avail);
+        return;
+    }
+    for (uint32_t k = 0; k < t->nfields; k++) {
+        uint64_t p = ld64(o + t->fields[k].offset);
+        if (p)
+            ref_edge(L, p, k);
+    }
+}
+
 static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
 {
     if (taddr == L->last_type_addr && L->last_type_idx != RS_NONE)
@@ -1050,6 +1085,7 @@ static inline bool add_object(rs_heap *h, load_state *L, uint64_t addr, uint32_t
     h->tidx[i] = tidx;
     h->refcnt[i] = refcnt;
     h->info[i] = info;
+    h->total_bytes += blk;
     if (blk < RS_BLK_X) {
         h->blk[i] = (uint32_t)blk;
     } else {
@@ -1254,10 +1290,16 @@ static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size
     P->d = (uint8_t)d;
     P->magic = ((1u << 17) + d - 1) / d;
     P->head = (uint8_t)head;
+    /* the blocks: those below the high-water mark that fit in the pool and
+     * in what was read */
+    size_t end = nextoff;
+    if (end > RC_POOL_SIZE - bsize + 1)
+        end = RC_POOL_SIZE - bsize + 1;
+    size_t end_got = got >= bsize ? got - bsize + 1 : 0;
+    if (end > end_got)
+        end = end_got;
     uint32_t b = 0;
-    for (size_t off = RC_POOL_HEADER_SIZE; off < nextoff && off + bsize <= RC_POOL_SIZE &&
-                                           off + bsize <= got;
-         off += bsize, b++) {
+    for (size_t off = RC_POOL_HEADER_SIZE; off < end; off += bsize, b++) {
         const unsigned char *ob = pool + off + head;
         uint32_t refcnt = ld32(ob);
         if (refcnt == RC_REFCNT_FREED)
@@ -1267,15 +1309,24 @@ static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size
         if (!add_object(h, L, pool_addr + off + head, refcnt, info, tidx, bsize))
             break;
         P->live[b / 64] |= (uint64_t)1 << (b % 64);
-        decode_object(h, L, (uint32_t)(h->nobj - 1), ob, bsize - head);
+        decode_pooled(h, L, (uint32_t)(h->nobj - 1), &h->types[tidx], ob, bsize - head);
     }
     uint32_t acc = 0;
     for (uint32_t w = 0; w < RS_POOL_WORDS; w++) {
         P->rank[w] = (uint16_t)acc;
         acc += popcount64(P->live[w]);
     }
-    while (P->ndense < b && (P->live[P->ndense / 64] >> (P->ndense % 64) & 1))
-        P->ndense++;
+    /* the loaded blocks from block 0 on, without a gap (no bit at b or past it is set) */
+    uint32_t nd = 0;
+    for (uint32_t w = 0; w < RS_POOL_WORDS; w++) {
+        uint64_t x = P->live[w];
+        if (x != UINT64_MAX) {
+            nd += (uint32_t)__builtin_ctzll(~x);
+            break;
+        }
+        nd += 64;
+    }
+    P->ndense = (uint16_t)nd;
 }
 
 /* Record an arena in the address index: npools pool records, zeroed. */

@@ -1597,14 +1597,16 @@ static void text_garbage(sb *b, const json_t *o)
 /* ---- shared: top K by a key, dominator names ------------------------------------------------ */
 
 /* The (at most) k indexes 0..n-1 with the largest key[i] (ties: smaller
- * index first), largest first. A bounded min-heap: O(n log k). */
-static uint32_t *top_k(const uint64_t *key, const uint8_t *skip, size_t n, size_t k, size_t *out)
+ * index first), largest first, leaving out i where skip[i] is set or
+ * none[i] is RS_NONE (either may be NULL). A bounded min-heap: O(n log k). */
+static uint32_t *top_k(const uint64_t *key, const uint8_t *skip, const uint32_t *none, size_t n,
+                       size_t k, size_t *out)
 {
     uint32_t *heap = rs_xmalloc((k ? k : 1) * sizeof *heap);
     size_t hn = 0;
 #define LESS(a, b) (key[a] < key[b] || (key[a] == key[b] && (a) > (b)))
     for (size_t i = 0; i < n && k; i++) {
-        if (skip && skip[i])
+        if ((skip && skip[i]) || (none && none[i] == RS_NONE))
             continue;
         uint32_t v = (uint32_t)i;
         if (hn < k) {
@@ -1730,9 +1732,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
     jset(x, "objects", jint(D->reach_objects));
     jset(x, "bytes", jint(D->reach_bytes));
     jset(o, "reachable", x);
-    uint64_t tb = 0;
-    for (size_t i = 0; i < n; i++)
-        tb += rs_bytes(h, i);
+    uint64_t tb = h->total_bytes;
     x = json_object();
     jset(x, "objects", jint(n - D->reach_objects));
     jset(x, "bytes", jint(tb - D->reach_bytes));
@@ -1748,7 +1748,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
     for (size_t r = 0; r < h->nroots; r++)
         key[r] = D->retained[rs_node_of_root(h, r)];
     size_t nr;
-    uint32_t *order = top_k(key, NULL, h->nroots, h->nroots, &nr);
+    uint32_t *order = top_k(key, NULL, NULL, h->nroots, h->nroots, &nr);
     json_t *ra = json_array();
     for (size_t k = 0; k < nr && k < lim(c, nr); k++) {
         size_t r = order[k];
@@ -1772,7 +1772,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
         for (uint32_t e = a; e < b; e++)
             gk[e - a] = D->idom[h->out_dst[e]] != RS_NONE ? D->retained[h->out_dst[e]] : 0;
         size_t ng;
-        uint32_t *go = top_k(gk, NULL, b - a, lim(c, b - a), &ng);
+        uint32_t *go = top_k(gk, NULL, NULL, b - a, lim(c, b - a), &ng);
         for (size_t k = 0; k < ng; k++) {
             uint32_t e = a + go[k];
             uint32_t v = h->out_dst[e];
@@ -1806,7 +1806,7 @@ static json_t *build_roots(rs_heap *h, const cmdline *c)
     }
     rs_xfree(tclos);
     size_t nc;
-    uint32_t *co = top_k(ck, skip, n, lim(c, nclos), &nc);
+    uint32_t *co = top_k(ck, skip, NULL, n, lim(c, nclos), &nc);
     json_t *ca = json_array();
     for (size_t k = 0; k < nc; k++) {
         uint32_t v = co[k];
@@ -1977,10 +1977,7 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
 {
     const int32_t *unx = rs_unexplained(h);
     const rs_dom_result *D = rs_dominators(h);
-    size_t n = h->nobj, nk = 0;
-    for (size_t i = 0; i < n; i++)
-        if (unx[i])
-            nk++;
+    size_t n = h->nobj, nk = h->nunexplained + h->noverreleased;
     leak_key *keys = rs_xmalloc((nk ? nk : 1) * sizeof *keys);
     nk = 0;
     for (size_t i = 0; i < n; i++)
@@ -2274,9 +2271,7 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
         jset(o, "note", jstr(note));
     if (obj == RS_NONE) {
         size_t n = h->nobj;
-        uint64_t tb = 0;
-        for (size_t i = 0; i < n; i++)
-            tb += rs_bytes(h, i);
+        uint64_t tb = h->total_bytes;
         json_t *x = json_object();
         jset(x, "objects", jint(D->reach_objects));
         jset(x, "bytes", jint(D->reach_bytes));
@@ -2285,12 +2280,8 @@ static json_t *build_retained(rs_heap *h, const cmdline *c, uint32_t obj, const 
         jset(x, "objects", jint(n - D->reach_objects));
         jset(x, "bytes", jint(tb - D->reach_bytes));
         jset(o, "unreachable", x);
-        uint8_t *skip = rs_xmalloc(n ? n : 1);
-        for (size_t i = 0; i < n; i++)
-            skip[i] = D->idom[i] == RS_NONE;
-        size_t nt;
-        uint32_t *top = top_k(D->retained, skip, n, lim(c, n), &nt);
-        rs_xfree(skip);
+        size_t nt; /* (the objects no root reaches have no dominator) */
+        uint32_t *top = top_k(D->retained, NULL, D->idom, n, lim(c, n), &nt);
         json_t *arr = json_array();
         for (size_t k = 0; k < nt; k++) {
             uint32_t v = top[k];
