@@ -982,8 +982,7 @@ static void dom_compute(const dom_graph *G, dom_out *out, bool want_order)
     out->idom = rs_xmalloc((size_t)V * sizeof *out->idom);
     out->retained = rs_xcalloc(V, sizeof *out->retained);
     out->rcount = rs_xcalloc(V, sizeof *out->rcount);
-    for (uint32_t v = 0; v < V; v++)
-        out->idom[v] = RS_NONE;
+    memset(out->idom, 0xff, (size_t)V * sizeof *out->idom); /* RS_NONE */
     for (uint32_t i = 1; i <= N; i++) {
         uint32_t v = vert[i];
         out->idom[v] = vert[idn[i]];

@@ -1597,8 +1597,9 @@ static void text_garbage(sb *b, const json_t *o)
 /* ---- shared: top K by a key, dominator names ------------------------------------------------ */
 
 /* The (at most) k indexes 0..n-1 with the largest key[i] (ties: smaller
- * index first), largest first, leaving out i where skip[i] is set or
- * none[i] is RS_NONE (either may be NULL). A bounded min-heap: O(n log k). */
+ * index first), largest first, leaving out i where skip[i] is set, or
+ * (without skip) where none[i] is RS_NONE; both may be NULL. A bounded
+ * min-heap: O(n log k). */
 static uint32_t *top_k(const uint64_t *key, const uint8_t *skip, const uint32_t *none, size_t n,
                        size_t k, size_t *out)
 {
@@ -1606,7 +1607,7 @@ static uint32_t *top_k(const uint64_t *key, const uint8_t *skip, const uint32_t 
     size_t hn = 0;
 #define LESS(a, b) (key[a] < key[b] || (key[a] == key[b] && (a) > (b)))
     for (size_t i = 0; i < n && k; i++) {
-        if ((skip && skip[i]) || (none && none[i] == RS_NONE))
+        if (skip ? skip[i] : none && none[i] == RS_NONE)
             continue;
         uint32_t v = (uint32_t)i;
         if (hn < k) {
@@ -1979,8 +1980,9 @@ static json_t *build_leaks(rs_heap *h, const cmdline *c, int *status)
     const rs_dom_result *D = rs_dominators(h);
     size_t n = h->nobj, nk = h->nunexplained + h->noverreleased;
     leak_key *keys = rs_xmalloc((nk ? nk : 1) * sizeof *keys);
+    size_t want = nk;
     nk = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && nk < want; i++)
         if (unx[i])
             keys[nk++] = (leak_key){unx[i] > 0 ? 1 : -1, h->tidx[i], rs_obj_site(h, (uint32_t)i),
                                     (uint32_t)i};
