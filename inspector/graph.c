@@ -513,11 +513,64 @@ const rs_gc_result *rs_gc_analyze(rs_heap *h)
         cnt[i] = 0;
     }
 
-    /* groups: strongly connected components of the unreachable set */
+    /* groups: strongly connected components of the unreachable set.
+     * The most common garbage, two objects that refer to each other and
+     * that nothing else refers to (each one's only heap reference is the
+     * other's: the load's in-degrees say so), is a component without
+     * Tarjan's search, and one that no other component refers to: these
+     * pairs come first in topological order, last in Tarjan's, after the
+     * components of the rest. */
+    uint32_t *pairs = NULL, *tlist = ulist;
+    size_t npairs = 0, tn = nu;
+    if (deg) {
+        for (size_t k = 0; k < nu; k++) {
+            uint32_t v = ulist[k];
+            if (deg[v] != 1 || !in_u[v])
+                continue;
+            for (uint32_t e = h->out_off[v]; e < h->out_off[v + 1]; e++) {
+                uint32_t w = h->out_dst[e];
+                if (w == v || deg[w] != 1 || !in_u[w])
+                    continue;
+                /* v is w's only referrer: is w v's? */
+                uint32_t f = h->out_off[w];
+                while (f < h->out_off[w + 1] && h->out_dst[f] != v)
+                    f++;
+                if (f == h->out_off[w + 1])
+                    continue;
+                if (!pairs)
+                    pairs = rs_xmalloc(nu * sizeof *pairs);
+                pairs[2 * npairs] = v;
+                pairs[2 * npairs + 1] = w;
+                npairs++;
+                in_u[v] = in_u[w] = 0; /* (for Tarjan: back below) */
+                break;
+            }
+        }
+        if (npairs) {
+            tlist = rs_xmalloc((nu - 2 * npairs ? nu - 2 * npairs : 1) * sizeof *tlist);
+            tn = 0;
+            for (size_t k = 0; k < nu; k++)
+                if (in_u[ulist[k]])
+                    tlist[tn++] = ulist[k];
+        }
+    }
     uint32_t *comp_of = rs_xmalloc((n ? n : 1) * sizeof *comp_of);
     comp_info *comps = NULL;
     uint32_t *cmem = NULL;
-    size_t ncomps = tarjan(h, in_u, ulist, nu, comp_of, &comps, &cmem);
+    size_t ncomps = tarjan(h, in_u, tlist, tn, comp_of, &comps, &cmem);
+    if (npairs) {
+        comps = rs_xrealloc(comps, (ncomps + npairs) * sizeof *comps);
+        cmem = rs_xrealloc(cmem, (tn + 2 * npairs) * sizeof *cmem);
+        for (size_t p = 0; p < npairs; p++) {
+            uint32_t v = pairs[2 * p], w = pairs[2 * p + 1];
+            comps[ncomps++] = (comp_info){(uint32_t)(tn + 2 * p), 2, true};
+            cmem[tn + 2 * p] = v;
+            cmem[tn + 2 * p + 1] = w;
+            in_u[v] = in_u[w] = 1;
+        }
+        rs_xfree(tlist);
+        rs_xfree(pairs);
+    }
     size_t ngroups = 0;
     /* A component that is no cycle hangs off the group of its first
      * referrer (the smallest object index) in the unreachable set of the
