@@ -1511,6 +1511,25 @@ static inline __attribute__((always_inline)) uint32_t find_object(const rs_heap 
     return pool_find(&h->pools[A->pool0 + p], addr & (RC_POOL_SIZE - 1));
 }
 
+/* The pool record of the arena pool addr lies in, or NULL (not in a
+ * scanned arena's pools: a large object, or no object). */
+static inline __attribute__((always_inline)) const rs_poolix *pool_of(const rs_heap *h,
+                                                                     uint64_t addr,
+                                                                     arena_cache *c)
+{
+    uint64_t key = addr >> 20;
+    const rs_arenaix *A = c->a[0];
+    if (!A || A->key != key) {
+        A = c->a[1];
+        if (!A || A->key != key)
+            return NULL;
+        c->a[1] = c->a[0];
+        c->a[0] = A;
+    }
+    uint32_t p = (uint32_t)((addr >> 14) & (RC_POOLS_PER_ARENA - 1));
+    return p < A->npools ? &h->pools[A->pool0 + p] : NULL;
+}
+
 uint32_t rs_find_object(const rs_heap *h, uint64_t addr)
 {
     arena_cache c = {{NULL, NULL}};
@@ -1679,13 +1698,29 @@ static void build_edges(rs_heap *h, load_state *L)
      * (rs_heap.deg): the collector mirror and the reconciliation would each
      * take another pass over all the edges to count them. */
     uint32_t *deg = rs_xcalloc(n ? n : 1, sizeof *deg);
+    /* ... and the pool of the last target found through the pools: the
+     * targets of a run of objects are mostly in the pool of the one before
+     * (a chain, a list's items, a cycle's partner) */
+    const rs_poolix *lastP = NULL;
+    uint64_t lastbase = 1; /* (odd: no target is in its pool) */
 #define RESOLVE(target, d)                                                                     \
     do {                                                                                       \
         size_t slot_ = ((target) >> 3) & (MEMO - 1);                                           \
         if (memo_key[slot_] == (target)) {                                                     \
             (d) = memo_val[slot_];                                                             \
         } else {                                                                               \
-            (d) = find_object(h, (target), &c);                                                \
+            uint64_t po_ = (target) - lastbase;                                                \
+            const rs_poolix *P_;                                                               \
+            if ((target) & (RC_ALIGN - 1))                                                     \
+                (d) = RS_NONE;                                                                 \
+            else if (po_ < RC_POOL_SIZE)                                                       \
+                (d) = pool_find(lastP, po_);                                                   \
+            else if ((P_ = pool_of(h, (target), &c)) != NULL) {                                \
+                lastP = P_;                                                                    \
+                lastbase = (target) & ~(uint64_t)(RC_POOL_SIZE - 1);                           \
+                (d) = pool_find(P_, (target) - lastbase);                                      \
+            } else                                                                             \
+                (d) = find_object(h, (target), &c);                                            \
             memo_key[slot_] = (target);                                                        \
             memo_val[slot_] = (d);                                                             \
         }                                                                                      \
