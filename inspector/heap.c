@@ -1687,13 +1687,15 @@ static void build_edges(rs_heap *h, load_state *L)
     arena_cache c = {{NULL, NULL}};
     /* Targets resolved lately, direct-mapped by address: shared objects
      * (a common int, a type's instance dict, a module's globals) are the
-     * targets of many edges, each found once here instead of through the
-     * pools. An odd key never matches (targets of the index are 8-aligned). */
+     * pools. Empty slots hold address 1, which is no object: RS_NONE (a
+     * bad reference may well be 1). */
     enum { MEMO = 64 };
     uint64_t memo_key[MEMO];
     uint32_t memo_val[MEMO];
-    for (size_t k = 0; k < MEMO; k++)
+    for (size_t k = 0; k < MEMO; k++) {
         memo_key[k] = 1;
+        memo_val[k] = RS_NONE;
+    }
     /* Every object's heap in-degree, counted as its references resolve
      * (rs_heap.deg): the collector mirror and the reconciliation would each
      * take another pass over all the edges to count them. */

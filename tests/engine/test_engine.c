@@ -922,6 +922,44 @@ Test(engine, check_finds_corruption)
     b->ob_base.ob_refcnt = 1;
 }
 
+/* A reference to an odd address (a corrupt field): no object, whatever the
+ * load's caches hold. The address 1 once matched the empty slots of the
+ * edge resolution's memo, and the edge went to whatever its value was. */
+Test(engine, odd_reference_is_no_object)
+{
+    static rc_object *r;
+    Node *a = node(&Node_type), *b = node(&Node_type);
+    link_next(a, b);
+    r = RC_OBJ(a);
+    rc_root_add(&r, "odd");
+    rc_decref(b);
+    a->other = (rc_object *)(uintptr_t)1;
+    rs_heap *h = load_heap();
+    int st;
+    json_t *j = report(h, "check --limit 0", &st);
+    cr_assert_eq(st, 1);
+    json_t *pr = json_object_get(j, "problems");
+    bool found = false;
+    for (size_t k = 0; k < json_array_size(pr); k++) {
+        json_t *p = json_array_get(pr, k);
+        if (jaddr(p) == (uintptr_t)a && !strcmp(jstr(p, "kind"), "reference") &&
+            strstr(jstr(p, "message"), "Node.other points at 0x1,"))
+            found = true;
+    }
+    cr_assert(found, "%s", json_dumps(pr, 0));
+    json_decref(j);
+    /* a's one heap reference is next: b's count is explained by it */
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "refs %p", (void *)a);
+    j = report(h, cmd, &st);
+    cr_assert_eq(json_array_size(json_object_get(j, "referents")), 1, "%s", json_dumps(j, 0));
+    json_decref(j);
+    rs_heap_free(h);
+    a->other = NULL;
+    rc_root_remove(&r);
+    rc_set(&r, NULL);
+}
+
 /* ---- edge labels, decoded again when printed ---------------------------------------------- */
 
 static rc_object *labelled;
