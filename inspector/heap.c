@@ -1471,12 +1471,20 @@ static uint32_t find_large(const rs_heap *h, uint64_t addr)
     return RS_NONE;
 }
 
-/* The two arenas found last (most recent first; NULL: none yet). The
- * references of a run of objects tend to go to few arenas: their own and
- * that of some shared object. */
+/* What find_object found last: the two arenas (most recent first; NULL:
+ * none yet) and the pool of the last object found in a pool. The references
+ * of a run of objects tend to go to few arenas (their own and that of some
+ * shared object), and mostly into the pool of the object before (a chain, a
+ * list's items, a cycle's partner). Start with ARENA_CACHE_INIT. */
 typedef struct arena_cache {
     const rs_arenaix *a[2];
+    const rs_poolix *pool;
+    uint64_t pool_base; /* pool's address */
 } arena_cache;
+/* Before the first: a pool of no objects at the top of the address space
+ * (the kernel's half: no object is there). */
+static const rs_poolix no_pool;
+#define ARENA_CACHE_INIT {{NULL, NULL}, &no_pool, ~(uint64_t)(RC_POOL_SIZE - 1)}
 
 /* rs_find_object, inline for the loops that resolve every edge. */
 static inline __attribute__((always_inline)) uint32_t find_object(const rs_heap *h, uint64_t addr,
@@ -1484,6 +1492,8 @@ static inline __attribute__((always_inline)) uint32_t find_object(const rs_heap 
 {
     if (addr & (RC_ALIGN - 1))
         return RS_NONE;
+    if (addr - c->pool_base < RC_POOL_SIZE)
+        return pool_find(c->pool, addr - c->pool_base);
     uint64_t key = addr >> 20;
     const rs_arenaix *A = c->a[0];
     if (!A || A->key != key) {
@@ -1508,31 +1518,14 @@ static inline __attribute__((always_inline)) uint32_t find_object(const rs_heap 
     uint32_t p = (uint32_t)((addr >> 14) & (RC_POOLS_PER_ARENA - 1));
     if (p >= A->npools)
         return RS_NONE;
-    return pool_find(&h->pools[A->pool0 + p], addr & (RC_POOL_SIZE - 1));
-}
-
-/* The pool record of the arena pool addr lies in, or NULL (not in a
- * scanned arena's pools: a large object, or no object). */
-static inline __attribute__((always_inline)) const rs_poolix *pool_of(const rs_heap *h,
-                                                                     uint64_t addr,
-                                                                     arena_cache *c)
-{
-    uint64_t key = addr >> 20;
-    const rs_arenaix *A = c->a[0];
-    if (!A || A->key != key) {
-        A = c->a[1];
-        if (!A || A->key != key)
-            return NULL;
-        c->a[1] = c->a[0];
-        c->a[0] = A;
-    }
-    uint32_t p = (uint32_t)((addr >> 14) & (RC_POOLS_PER_ARENA - 1));
-    return p < A->npools ? &h->pools[A->pool0 + p] : NULL;
+    c->pool = &h->pools[A->pool0 + p];
+    c->pool_base = addr & ~(uint64_t)(RC_POOL_SIZE - 1);
+    return pool_find(c->pool, addr - c->pool_base);
 }
 
 uint32_t rs_find_object(const rs_heap *h, uint64_t addr)
 {
-    arena_cache c = {{NULL, NULL}};
+    arena_cache c = ARENA_CACHE_INIT;
     return find_object(h, addr, &c);
 }
 
@@ -1588,7 +1581,7 @@ static size_t ext_resolve(rs_heap *h, load_state *L, rs_badedge **bad, size_t *n
                           size_t **bad_key)
 {
     unsigned char *xd = (unsigned char *)L->xe.w;
-    arena_cache c = {{NULL, NULL}};
+    arena_cache c = ARENA_CACHE_INIT;
     size_t batch = 0, cap = 0, good = 0, nr = 0;
     for (size_t r = 0; r < L->nruns; r++) {
         ext_run R = L->runs[r];
@@ -1684,7 +1677,7 @@ static void build_edges(rs_heap *h, load_state *L)
     sfield_t *sfield = NULL;
     size_t nsf = 0, capsf = 0, rp = 0;
     size_t w = 0;
-    arena_cache c = {{NULL, NULL}};
+    arena_cache c = ARENA_CACHE_INIT;
     /* Targets resolved lately, direct-mapped by address: shared objects
      * (a common int, a type's instance dict, a module's globals) are the
      * pools. Empty slots hold address 1, which is no object: RS_NONE (a
@@ -1700,29 +1693,13 @@ static void build_edges(rs_heap *h, load_state *L)
      * (rs_heap.deg): the collector mirror and the reconciliation would each
      * take another pass over all the edges to count them. */
     uint32_t *deg = rs_xcalloc(n ? n : 1, sizeof *deg);
-    /* ... and the pool of the last target found through the pools: the
-     * targets of a run of objects are mostly in the pool of the one before
-     * (a chain, a list's items, a cycle's partner) */
-    const rs_poolix *lastP = NULL;
-    uint64_t lastbase = 1; /* (odd: no target is in its pool) */
 #define RESOLVE(target, d)                                                                     \
     do {                                                                                       \
         size_t slot_ = ((target) >> 3) & (MEMO - 1);                                           \
         if (memo_key[slot_] == (target)) {                                                     \
             (d) = memo_val[slot_];                                                             \
         } else {                                                                               \
-            uint64_t po_ = (target) - lastbase;                                                \
-            const rs_poolix *P_;                                                               \
-            if ((target) & (RC_ALIGN - 1))                                                     \
-                (d) = RS_NONE;                                                                 \
-            else if (po_ < RC_POOL_SIZE)                                                       \
-                (d) = pool_find(lastP, po_);                                                   \
-            else if ((P_ = pool_of(h, (target), &c)) != NULL) {                                \
-                lastP = P_;                                                                    \
-                lastbase = (target) & ~(uint64_t)(RC_POOL_SIZE - 1);                           \
-                (d) = pool_find(P_, (target) - lastbase);                                      \
-            } else                                                                             \
-                (d) = find_object(h, (target), &c);                                            \
+            (d) = find_object(h, (target), &c);                                                \
             memo_key[slot_] = (target);                                                        \
             memo_val[slot_] = (d);                                                             \
         }                                                                                      \
@@ -2034,7 +2011,7 @@ static void relabel(rs_heap *h, uint32_t src)
         for (size_t e = L.runs[q].first; e < L.runs[q].first + L.runs[q].n; e++)
             xl[e] = xe_lab(&L.xe, e, L.runs[q].field, &prev);
     }
-    arena_cache c = {{NULL, NULL}};
+    arena_cache c = ARENA_CACHE_INIT;
     size_t i = 0, r = 0, x = L.nruns ? L.runs[0].first : 0, k = 0;
     bool ok = true;
     for (;;) {
