@@ -60,7 +60,7 @@ static BENCH_REGION void bench_region_alloc(size_t n, size_t batch, size_t size,
             fake_node *o = bench_malloc(size);
             if (!o)
                 abort();
-            o->gc_next = o->gc_prev = NULL;
+            o->gc_next = o->gc_prev = 0;
             o->refcnt = 1;
             o->info = 0;
             o->type = fake_type;
