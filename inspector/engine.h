@@ -78,11 +78,27 @@ void rs_heap_set_symbolizer(rs_heap *h, rs_symbolize_fn fn, void *ctx);
 /* Read the registry and every object, decode the edges, attach the roots.
  * Validates everything (magic, version, bounds, list cycles): corrupt input
  * gives warnings and a partial heap; -1 only if there is no heap at all
- * (no registry, bad magic or version, nothing readable). */
+ * (no registry, bad magic or version, nothing readable). A large heap's
+ * edges resolve on two threads (see rs_heap_analyze); the memory reader is
+ * only ever called on the calling thread. */
 int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_error *err);
 
 size_t rs_heap_warning_count(const rs_heap *h);
 const char *rs_heap_warning(const rs_heap *h, size_t i);
+
+/*
+ * Compute ahead what several reports share: RS_ANALYSIS_COLLECTOR, what a
+ * full collection would do now (cycles, garbage, graph, path, refs), and
+ * RS_ANALYSIS_DOMINATORS, the refcount reconciliation and the dominator
+ * tree (leaks, retained, roots, refs). Both at once run on two threads
+ * when the heap is large (100 000 objects or more) and the machine has two
+ * CPUs; REFSCOPE_THREADS=1 in the environment keeps them on the calling
+ * thread (as it does rs_heap_load's edge resolution, which takes two
+ * threads from 500 000 edges). Reports compute what they need themselves: this only saves time
+ * when reports of both kinds follow. The heap must be loaded.
+ */
+enum { RS_ANALYSIS_COLLECTOR = 1, RS_ANALYSIS_DOMINATORS = 2 };
+void rs_heap_analyze(rs_heap *h, unsigned what);
 
 /*
  * Run one report, as the command line says it: "summary", "types --limit 5",

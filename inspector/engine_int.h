@@ -294,8 +294,10 @@ struct rs_heap {
     uint32_t *in_off, *in_src;  /* NULL until rs_in_offsets / rs_in_edges */
     /* per object: its heap in-degree (edges into it), counted by the load
      * as it resolves them; rs_unexplained takes the table over (its words
-     * become the result: NULL from then on) */
+     * become the result: NULL from then on), except while the collector
+     * mirror reads it on another thread (deg_shared: rs_heap_analyze) */
     uint32_t *deg;
+    bool deg_shared;
     rs_weakedge *weak;
     size_t nweak;
     rs_badedge *bad;
@@ -427,6 +429,11 @@ bool rs_read_weakref(rs_heap *h, uint32_t i, rc_weakref *ret);
 /* ---- graph.c ------------------------------------------------------------ */
 
 const rs_gc_result *rs_gc_analyze(rs_heap *h);
+/* How many threads the engine may use: REFSCOPE_THREADS if set (1 keeps
+ * everything on the calling thread), else 2 if the machine has two CPUs
+ * online or more. Nothing uses more than two: the load's edge resolution
+ * (heap.c) and rs_heap_analyze. */
+unsigned rs_threads(void);
 /*
  * Refcount reconciliation. Roots of kinds registered, runtime, C global and
  * other own a reference; stack words, registers and locals only *may* (a C

@@ -15,6 +15,10 @@
  *                     compression, then nearest common ancestors), retained
  *                     sizes bottom-up
  *   rs_shortest_path  BFS from the roots
+ *   rs_heap_analyze   the collector mirror on the calling thread while a
+ *                     second one reconciles refcounts and builds the
+ *                     dominator tree (both are whole-heap passes of about
+ *                     the same cost, and neither writes what the other reads)
  *
  * Node numbering for dominators and paths (engine_int.h): objects first,
  * then one node per root, the "unexplained references" pseudo root, the
@@ -22,8 +26,10 @@
  */
 #include "engine_int.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- reconciliation ------------------------------------------------------------ */
 
@@ -115,19 +121,26 @@ const int32_t *rs_unexplained(rs_heap *h)
      * may alias), each replaced by its object's result: the load's table
      * (rs_heap.deg), or counted here when the result is computed again
      * (the roots changed) -- no table of its own, which at a million
-     * objects is 4 MB to fault in. */
+     * objects is 4 MB to fault in. (Its own after all while the collector
+     * mirror reads the load's on another thread: rs_heap_analyze.) */
     uint32_t *deg = h->deg;
-    h->deg = NULL;
-    if (!deg) {
-        deg = rs_xcalloc(n ? n : 1, sizeof *deg);
-        if (h->in_off)
-            for (size_t i = 0; i < n; i++)
-                deg[i] = h->in_off[i + 1] - h->in_off[i];
-        else
-            for (size_t e = 0; e < h->nedges; e++)
-                deg[h->out_dst[e]]++;
+    int32_t *unx;
+    if (deg && h->deg_shared) {
+        /* the collector mirror reads the table on another thread */
+        unx = rs_xmalloc((n ? n : 1) * sizeof *unx);
+    } else {
+        h->deg = NULL;
+        if (!deg) {
+            deg = rs_xcalloc(n ? n : 1, sizeof *deg);
+            if (h->in_off)
+                for (size_t i = 0; i < n; i++)
+                    deg[i] = h->in_off[i + 1] - h->in_off[i];
+            else
+                for (size_t e = 0; e < h->nedges; e++)
+                    deg[h->out_dst[e]]++;
+        }
+        unx = (int32_t *)deg;
     }
-    int32_t *unx = (int32_t *)deg;
     /* the objects roots hold keep their in-degree (rs_indeg) */
     for (size_t k = 0; k < nrc; k++)
         rc[k].indeg = deg[rc[k].obj];
@@ -1106,6 +1119,60 @@ const rs_dom_result *rs_dominators(rs_heap *h)
     D->reach_bytes = out.retained[n + nr + 1];
     h->dom = D;
     return D;
+}
+
+/* ---- the analyses on two threads -------------------------------------------------------- */
+
+/* Heaps smaller than this are analysed on one thread: a thread's start and
+ * the second table of rs_unexplained cost more than it saves there. */
+#define PARALLEL_MIN_OBJECTS 100000
+
+unsigned rs_threads(void)
+{
+    const char *e = getenv("REFSCOPE_THREADS");
+    if (e && *e) {
+        char *end;
+        unsigned long v = strtoul(e, &end, 10);
+        if (*end == 0 && v >= 1)
+            return v > 2 ? 2 : (unsigned)v;
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus >= 2 ? 2 : 1;
+}
+
+static void *dominators_thread(void *arg)
+{
+    rs_dominators(arg);
+    return NULL;
+}
+
+RS_EXPORT void rs_heap_analyze(rs_heap *h, unsigned what)
+{
+    if (!h || !h->loaded)
+        return;
+    bool gc = (what & RS_ANALYSIS_COLLECTOR) && !h->gc;
+    bool dom = (what & RS_ANALYSIS_DOMINATORS) && !h->dom;
+    /* The collector mirror and the dominators (with the reconciliation)
+     * read the same tables and write only their own, except the load's
+     * in-degrees, which both read and the reconciliation would take over:
+     * deg_shared makes it copy them instead. */
+    if (gc && dom && h->nobj >= PARALLEL_MIN_OBJECTS && rs_threads() > 1) {
+        pthread_t t;
+        h->deg_shared = true;
+        if (pthread_create(&t, NULL, dominators_thread, h) == 0) {
+            rs_gc_analyze(h);
+            pthread_join(t, NULL);
+            h->deg_shared = false;
+            rs_xfree(h->deg); /* (as if the reconciliation had taken it) */
+            h->deg = NULL;
+            return;
+        }
+        h->deg_shared = false;
+    }
+    if (gc)
+        rs_gc_analyze(h);
+    if (dom)
+        rs_dominators(h);
 }
 
 /* The subtree of `top` in a dominator tree given by idom over V nodes,

@@ -54,6 +54,7 @@
 
 #include "builtins.h" /* rc_closure_object: the code pointer of closures */
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1647,6 +1648,68 @@ static void bad_labels(rs_heap *h, rs_badedge *bad, size_t nbad)
     rs_xfree(il);
 }
 
+/*
+ * Resolve raw edges from .. to-1 of L->raw to object indexes, up to the
+ * first that points at no object; returns where it stopped (to: none
+ * bad). Edge e's index goes to bytes 4(e - base) .. of out, which may be
+ * the raw words' own (base 0: edge e's index lands on words read already,
+ * as 4e <= 8e), and counts in deg[]. Reads the heap only: a second
+ * thread runs it on the other half of the edges (build_edges).
+ */
+static size_t resolve_run(const rs_heap *h, const edge_vec *raw, size_t from, size_t to,
+                          unsigned char *out, size_t base, uint32_t *deg)
+{
+    arena_cache c = ARENA_CACHE_INIT;
+    /* Targets resolved lately, direct-mapped by address: shared objects
+     * (a common int, a type's instance dict, a module's globals) are the
+     * pools. Empty slots hold address 1, which is no object: RS_NONE (a
+     * bad reference may well be 1). */
+    enum { MEMO = 64 };
+    uint64_t memo_key[MEMO];
+    uint32_t memo_val[MEMO];
+    for (size_t k = 0; k < MEMO; k++) {
+        memo_key[k] = 1;
+        memo_val[k] = RS_NONE;
+    }
+    size_t e = from;
+    for (; e < to; e++) {
+        uint64_t target = ev_dst(raw, e);
+        size_t slot = (target >> 3) & (MEMO - 1);
+        uint32_t d;
+        if (memo_key[slot] == target) {
+            d = memo_val[slot];
+        } else {
+            d = find_object(h, target, &c);
+            memo_key[slot] = target;
+            memo_val[slot] = d;
+        }
+        if (d == RS_NONE)
+            break;
+        memcpy(out + (e - base) * 4, &d, 4);
+        deg[d]++;
+    }
+    return e;
+}
+
+/* The second thread's half of the edges: its indexes and in-degrees in
+ * tables of its own (the first half's words are being read). */
+typedef struct resolve_job {
+    const rs_heap *h;
+    const edge_vec *raw;
+    size_t from, to, stop;
+    uint32_t *dst, *deg;
+} resolve_job;
+
+static void *resolve_thread(void *arg)
+{
+    resolve_job *J = arg;
+    J->stop = resolve_run(J->h, J->raw, J->from, J->to, (unsigned char *)J->dst, J->from, J->deg);
+    return NULL;
+}
+
+/* Two threads take a half each from this many edges on. */
+#define PARALLEL_MIN_EDGES 500000
+
 static void build_edges(rs_heap *h, load_state *L)
 {
     size_t n = h->nobj;
@@ -1709,14 +1772,32 @@ static void build_edges(rs_heap *h, load_state *L)
      * the objects' loop below takes over at the first bad edge, if any. */
     size_t i0 = 0, e0 = 0;
     if (!L->nruns) {
-        for (; e0 < raw->n; e0++) {
-            uint64_t target = ev_dst(raw, e0);
-            uint32_t d;
-            RESOLVE(target, d);
-            if (d == RS_NONE)
-                break;
-            memcpy(dbytes + e0 * 4, &d, 4);
-            deg[d]++;
+        /* Many edges: the second half on a second thread. Its work counts
+         * only if the first half has no bad edge (else the objects' loop
+         * below does it all again from there, one by one). */
+        resolve_job J = {h, raw, raw->n / 2, raw->n, 0, NULL, NULL};
+        pthread_t t;
+        bool two = raw->n >= PARALLEL_MIN_EDGES && rs_threads() > 1;
+        if (two) {
+            J.dst = rs_xmalloc((J.to - J.from) * sizeof *J.dst);
+            J.deg = rs_xcalloc(n ? n : 1, sizeof *J.deg);
+            two = pthread_create(&t, NULL, resolve_thread, &J) == 0;
+            if (!two) {
+                rs_xfree(J.dst);
+                rs_xfree(J.deg);
+            }
+        }
+        e0 = resolve_run(h, raw, 0, two ? J.from : raw->n, dbytes, 0, deg);
+        if (two) {
+            pthread_join(t, NULL);
+            if (e0 == J.from) {
+                memcpy(dbytes + J.from * 4, J.dst, (J.stop - J.from) * 4);
+                for (size_t k = 0; k < n; k++)
+                    deg[k] += J.deg[k];
+                e0 = J.stop;
+            }
+            rs_xfree(J.dst);
+            rs_xfree(J.deg);
         }
         w = e0;
         /* the object of edge e0: the last whose edges start at or before it */

@@ -966,6 +966,8 @@ static json_t *jobj_full(rs_heap *h, uint32_t i)
 
 static json_t *build_refs(rs_heap *h, const cmdline *c, uint32_t i, const char *note)
 {
+    /* both analyses: at once (two threads on a large heap) */
+    rs_heap_analyze(h, RS_ANALYSIS_COLLECTOR | RS_ANALYSIS_DOMINATORS);
     json_t *o = json_object();
     jset(o, "command", json_string("refs"));
     if (note[0])
