@@ -68,6 +68,21 @@ static inline bench_time bench_stop(bench_time t0)
     return t;
 }
 
+/* The same with the CPU time of the whole process (every thread's): for a
+ * region whose work may run on more threads than the one timing it. */
+static inline bench_time bench_start_process(void)
+{
+    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC), bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID)};
+    return t;
+}
+
+static inline bench_time bench_stop_process(bench_time t0)
+{
+    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC) - t0.wall_ns,
+                    bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu_ns};
+    return t;
+}
+
 #define BENCH_TIME_FMT "time_ns=%llu cpu_ns=%llu"
 #define BENCH_TIME_ARGS(t) (unsigned long long)(t).wall_ns, (unsigned long long)(t).cpu_ns
 
