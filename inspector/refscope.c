@@ -146,6 +146,8 @@ static const char help_text[] =
     "                  or /proc/PID/exe); its build-id must match the core's\n"
     "\n"
     "Commands:\n"
+    "  overview        a first look: summary, cycles, leaks and the top retainers in\n"
+    "                  one report (--limit rows each, default 10)\n"
     "  summary         heap totals, generations, counts, thresholds, collector stats\n"
     "  types           which types use memory\n"
     "  sites           which allocation sites use memory\n"
@@ -182,8 +184,9 @@ static const char help_text[] =
     "Warnings (damaged core, missing library, no DWARF) go to stderr as\n"
     "\"refscope: warning: ...\"; a partial answer from a damaged core beats none.\n"
     "Loading a large heap shows its progress on stderr when stderr is a terminal.\n"
-    "A large heap (from 100 000 objects) is loaded and analysed on two threads when\n"
-    "the machine has two CPUs; REFSCOPE_THREADS=1 in the environment keeps it to one.\n"
+    "On a machine with two CPUs, a large heap (from 100 000 objects) is loaded and\n"
+    "analysed partly on two threads; REFSCOPE_THREADS=1 in the environment keeps\n"
+    "it to one.\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
@@ -215,6 +218,7 @@ static const struct command_spec {
     unsigned min_args, max_args;
     const char *synopsis;
 } commands[] = {
+    {"overview", 0, 0, "overview"},
     {"summary", 0, 0, "summary"},
     {"types", 0, 0, "types"},
     {"sites", 0, 0, "sites"},
@@ -354,7 +358,7 @@ static void parse_args(int argc, char **argv, cli *c)
     if (!c->command && find_command(c->core) && access(c->core, F_OK) != 0)
         usage_error("no core file before the command: refscope CORE %s", c->core);
     if (!c->command)
-        usage_error("no command (summary, types, sites, refs, cycles, garbage, roots, leaks, "
+        usage_error("no command (overview, summary, types, sites, refs, cycles, garbage, roots, leaks, "
                     "path, retained, graph, diff, check)");
 
     const struct command_spec *cs = find_command(c->command);

@@ -3371,6 +3371,7 @@ static void text_diff(sb *b, const json_t *o)
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static const char help_text[] =
+    "overview [--limit N]    summary, cycles, leaks and top retainers in one report (10 rows each)\n"
     "summary                 heap totals: generations, counts, thresholds, collector stats\n"
     "types [--limit N]       objects and bytes by type, largest first\n"
     "sites [--limit N]       objects and bytes by allocation site, largest first\n"
@@ -3401,6 +3402,42 @@ static char *usage_error(int *status, const char *fmt, ...)
     if (status)
         *status = 2;
     return sb_take(&b);
+}
+
+/* ---- overview ------------------------------------------------------------------------- */
+
+/*
+ * A first look in one report: the summary, what a full collection would
+ * free, the leaks, the top retainers (--limit rows each, 10 unless given).
+ * The collector mirror and the dominators are computed side by side
+ * (rs_heap_analyze: two threads on a large heap).
+ */
+static json_t *build_overview(rs_heap *h, const cmdline *c, int *status)
+{
+    cmdline each = *c;
+    if (!each.limit_given) {
+        each.limit = 10;
+        each.limit_given = true;
+    }
+    rs_heap_analyze(h, RS_ANALYSIS_COLLECTOR | RS_ANALYSIS_DOMINATORS);
+    json_t *o = json_object();
+    jset(o, "command", json_string("overview"));
+    jset(o, "summary", build_summary(h));
+    jset(o, "cycles", build_cycles(h, &each));
+    jset(o, "leaks", build_leaks(h, &each, status));
+    jset(o, "retained", build_retained(h, &each, RS_NONE, ""));
+    return o;
+}
+
+static void text_overview(sb *b, const json_t *o)
+{
+    text_summary(b, json_object_get(o, "summary"));
+    sb_puts(b, "\n");
+    text_cycles(b, json_object_get(o, "cycles"));
+    sb_puts(b, "\n");
+    text_leaks(b, json_object_get(o, "leaks"));
+    sb_puts(b, "\n");
+    text_retained(b, json_object_get(o, "retained"));
 }
 
 static char *finish(json_t *o, const cmdline *c, void (*text)(sb *, const json_t *))
@@ -3463,7 +3500,8 @@ RS_EXPORT char *rs_heap_report(rs_heap *h, const char *command_line, int *status
         if (!strcmp(name, "summary") || !strcmp(name, "types") || !strcmp(name, "sites") ||
             !strcmp(name, "refs") || !strcmp(name, "cycles") || !strcmp(name, "garbage") ||
             !strcmp(name, "roots") || !strcmp(name, "leaks") || !strcmp(name, "path") ||
-            !strcmp(name, "retained") || !strcmp(name, "graph") || !strcmp(name, "check")) {
+            !strcmp(name, "retained") || !strcmp(name, "graph") || !strcmp(name, "check") ||
+            !strcmp(name, "overview")) {
             out = usage_error(status, "%s: %s", name,
                               c.npos < want_pos_min ? "which object? (0xADDR or a root or global name)"
                                                     : "too many arguments");
@@ -3512,6 +3550,8 @@ RS_EXPORT char *rs_heap_report(rs_heap *h, const char *command_line, int *status
         out = finish(o, &c, text_graph);
     } else if (!strcmp(name, "check")) {
         out = finish(build_check(h, &c, status), &c, text_check);
+    } else if (!strcmp(name, "overview")) {
+        out = finish(build_overview(h, &c, status), &c, text_overview);
     } else if (!strcmp(name, "help")) {
         out = rs_xstrdup(help_text);
     } else if (!strcmp(name, "diff")) {

@@ -262,6 +262,14 @@ class _HeapCommand(gdb.Command):
         return status != 2
 
 
+class HeapOverview(_HeapCommand):
+    """A first look: the summary, unreachable cycles, leaks and the top retainers in one report.
+
+Usage: heap-overview [--json] [--limit N]   (N rows per section, default 10)
+Same report as `refscope CORE overview`."""
+    name, report = "heap-overview", "overview"
+
+
 class HeapSummary(_HeapCommand):
     """Heap totals: objects and bytes, generations, collector counts, thresholds and stats.
 
@@ -459,7 +467,7 @@ Same report as `refscope CORE check`."""
     name, report = "heap-check", "check"
 
 
-COMMANDS = (HeapSummary, HeapTypes, HeapSites, HeapRefs, HeapCycles, HeapGarbage, HeapRoots,
+COMMANDS = (HeapOverview, HeapSummary, HeapTypes, HeapSites, HeapRefs, HeapCycles, HeapGarbage, HeapRoots,
             HeapLeaks, HeapPath, HeapRetained, HeapGraph, HeapSnapshot, HeapDiff, HeapCheck)
 
 

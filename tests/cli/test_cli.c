@@ -280,7 +280,7 @@ Test(cli_errors, help_lists_every_command_and_exit_code)
 {
     result r = refscope("--help", NULL);
     assert_code(r, EXIT_OK);
-    const char *words[] = {"summary", "types", "sites", "refs OBJ", "cycles", "garbage",
+    const char *words[] = {"overview", "summary", "types", "sites", "refs OBJ", "cycles", "garbage",
                            "roots", "leaks", "path OBJ", "retained [OBJ]", "graph OBJ",
                            "--cycle N", "--depth D", "--backrefs", "--dot", "--png FILE",
                            "diff OLDCORE", "check", "--json", "--limit N", "--pid PID",
@@ -667,6 +667,67 @@ Test(cli_reports, legacy_finalizer_cycle_in_garbage)
     free(a);
     free(b);
     free(legacy_collected);
+}
+
+/* overview: the summary, the planted cycle, the planted leak and the top
+ * retainers in one report, with leaks' exit status; --json has the four. */
+Test(cli_reports, overview_in_one_report)
+{
+    victim v = core_of_victim();
+    char *leak = obj(&v, "Node", "leaked");
+    result r = refscope(v.core, "overview", NULL);
+    assert_code(r, EXIT_FINDINGS);
+    assert_has(r.out, "heap summary (registry ");
+    assert_has(r.out, "\ncycles: a full collection would free ");
+    assert_has(r.out, "\nleaks: 1 objects hold 1 references no holder explains");
+    assert_has(r.out, leak);
+    assert_has(r.out, "\nretained sizes: ");
+    result_free(&r);
+    r = refscope(v.core, "overview", "--json", NULL);
+    assert_code(r, EXIT_FINDINGS);
+    const char *keys[] = {"\"command\": \"overview\"", "\"summary\": {", "\"cycles\": {",
+                          "\"leaks\": {", "\"retained\": {"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        assert_has(r.out, keys[k]);
+    result_free(&r);
+    free(leak);
+}
+
+/* A heap over the engine's thresholds for two threads (BIG Nodes in a
+ * chain, unreachable pairs): every report the same with REFSCOPE_THREADS=1
+ * and 2, whatever the machine has. */
+Test(cli_reports, two_threads_same_reports)
+{
+    victim v = kernel_core(env("CLI_VICTIM"), "big", "big");
+    char *dir = path_in("big/big");
+    v.core = find_core(dir);
+    cr_assert_not_null(v.core, "no core in %s", dir);
+    const char *cmds[][4] = {{"overview", "--limit", "5", NULL},
+                             {"cycles", "--limit", "0", NULL},
+                             {"leaks", "--json", NULL, NULL},
+                             {"retained", NULL, NULL, NULL},
+                             {"refs", "big", NULL, NULL},
+                             {"check", NULL, NULL, NULL}};
+    for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+        result r[2];
+        for (int t = 0; t < 2; t++) {
+            setenv("REFSCOPE_THREADS", t ? "2" : "1", 1);
+            r[t] = refscope(v.core, cmds[k][0], cmds[k][1], cmds[k][2], cmds[k][3], NULL);
+            unsetenv("REFSCOPE_THREADS");
+        }
+        cr_assert(r[0].code == EXIT_OK || r[0].code == EXIT_FINDINGS, "%s: exit %d: %s",
+                  cmds[k][0], r[0].code, r[0].err);
+        cr_assert_eq(r[1].code, r[0].code, "%s", cmds[k][0]);
+        cr_assert_str_eq(r[1].out, r[0].out, "%s differs on two threads", cmds[k][0]);
+        if (k == 0) {
+            /* the pairs and the victim's own three-Node cycle */
+            assert_has(r[0].out, "cycles: a full collection would free 60003 objects");
+            assert_has(r[0].out, "(C global 'big')");
+        }
+        result_free(&r[0]);
+        result_free(&r[1]);
+    }
+    free(dir);
 }
 
 /* The first number after `after` in s (0 if none). */

@@ -166,7 +166,7 @@ EVERY_COMMAND = [
     "heap-summary", "heap-types", "heap-sites", "heap-refs node", "heap-cycles",
     "heap-garbage", "heap-roots", "heap-leaks", "heap-path node", "heap-retained",
     "heap-retained handler", "heap-graph node", "heap-check", "heap-types --json",
-    "heap-cycles --limit 1", "heap-refs cache",
+    "heap-cycles --limit 1", "heap-refs cache", "heap-overview",
 ]
 
 
@@ -174,6 +174,9 @@ def check_reports(t, sections, where):
     """What every command prints, live or from the core."""
     s = lambda c: sections.get(c, "<no output: the command did not run>")
     t.has(s("heap-summary"), r"\d+ objects|objects", where + " heap-summary reports the objects")
+    for line in (r"^heap summary ", r"^cycles: a full collection would free \d+ objects",
+                 r"^leaks: \d+ objects hold", r"^retained sizes: \d+ objects"):
+        t.has(s("heap-overview"), line, where + " heap-overview has " + line)
     t.has(s("heap-types"), r"^\s*7\s+\d+\s+Node\s*$", where + " heap-types: 7 Nodes")
     t.has(s("heap-types"), r"^\s*\d+\s+\d+\s+list\s*$", where + " heap-types lists list")
     t.has(s("heap-sites"), r"leaky\.c:\d+", where + " heap-sites names leaky.c lines")

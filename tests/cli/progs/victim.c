@@ -11,6 +11,10 @@
  *           and exits 0
  *   diff    forks a child that aborts in ./p1 (core 1), grows the heap by
  *           GROWTH objects of type Growth, then aborts in ./p2 (core 2)
+ *   big     adds BIG Nodes in a chain held by the static global `big` (each
+ *           also refers to one shared int) and BIG/10 unreachable pairs,
+ *           then aborts in ./big: a heap the engine loads and analyses on
+ *           two threads
  *
  * What it plants (the tests find lines by the markers in comments):
  *   - a static global `cache` (Node chain) and a member of a static struct
@@ -184,6 +188,27 @@ static NOINLINE void make_growth(size_t n)
     }
 }
 
+#define BIG 300000
+
+static KEEP rc_object *big;
+
+static NOINLINE void make_big(size_t n)
+{
+    rc_object *shared = rc_int(424242);
+    for (size_t i = 0; i < n; i++) {
+        Node *x = rc_new(Node, &Node_type);
+        x->next = big; /* (takes the reference) */
+        x->data = rc_incref(shared);
+        big = RC_OBJ(x);
+    }
+    for (size_t i = 0; i < n / 10; i++) {
+        Node *a = rc_new(Node, &Node_type), *b = rc_new(Node, &Node_type);
+        a->next = RC_OBJ(b);
+        b->next = RC_OBJ(a);
+    }
+    rc_decref(shared);
+}
+
 /* Refcounts the `wait` mode checks again after being looked at. */
 static NOINLINE void state(intptr_t out[4])
 {
@@ -252,6 +277,10 @@ int main(int argc, char **argv)
                memcmp(before, after, sizeof before) == 0 ? "unchanged" : "CHANGED",
                rc_gc_collect(2), (long)rc_refcount(cache), (long)rc_refcount(app.current));
         return 0;
+    } else if (strcmp(mode, "big") == 0) {
+        make_big(BIG);
+        fact_n("big", BIG);
+        abort_in("big");
     } else if (strcmp(mode, "diff") == 0) {
         fflush(stdout);
         pid_t child = fork();
