@@ -661,6 +661,12 @@ typedef struct load_state {
     uint64_t last_type_addr;
     bool warned_array, warned_inline;
     bool quiet;      /* decoding again for labels (relabel): no warnings, no accounting */
+    /* The arenas scanned on two threads (scan_arenas): on the second one
+     * (strict), a type not loaded yet, a buffer to read later or no room
+     * left makes it give up (bail), and the calling thread scans its
+     * arenas itself; on the calling one, job is the second's while it runs. */
+    bool strict, bail;
+    struct scan_job *job;
 } load_state;
 
 #define EXT_FLUSH_COUNT 65536u
@@ -878,6 +884,10 @@ static void ext_flush(rs_heap *h, load_state *L)
 static void ext_queue(rs_heap *h, load_state *L, uint64_t addr, uint64_t n, uint32_t src,
                       uint32_t field, uint32_t kind)
 {
+    if (L->strict) { /* (reading is the calling thread's) */
+        L->bail = true;
+        return;
+    }
     rs_grow(&L->ext, &L->capext, L->next + 1, sizeof *L->ext);
     L->ext[L->next++] = (ext_req){addr, n, src, field, kind};
     L->ext_bytes += n * 8;
@@ -1054,7 +1064,16 @@ static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
 {
     if (taddr == L->last_type_addr && L->last_type_idx != RS_NONE)
         return L->last_type_idx;
-    uint32_t idx = get_type(h, taddr);
+    uint32_t idx;
+    if (L->strict) { /* (get_type reads memory and adds to the type table) */
+        idx = type_lookup(h, taddr);
+        if (idx == RS_NONE) {
+            L->bail = true;
+            return 0;
+        }
+    } else {
+        idx = get_type(h, taddr);
+    }
     L->last_type_addr = taddr;
     L->last_type_idx = idx;
     return idx;
@@ -1072,14 +1091,16 @@ static __attribute__((noinline)) void grow_objects(rs_heap *h)
     h->capobj = cap;
 }
 
+static bool room_for_objects(rs_heap *h, load_state *L);
+
 /* Add an object to the table; its inline edges follow (raw_edge). */
 static inline bool add_object(rs_heap *h, load_state *L, uint64_t addr, uint32_t refcnt,
                               uint32_t info, uint32_t tidx, uint64_t blk)
 {
     if (h->nobj >= RS_MAX_OBJECTS)
         return false;
-    if (h->nobj == h->capobj)
-        grow_objects(h);
+    if (h->nobj == h->capobj && !room_for_objects(h, L))
+        return false;
     size_t i = h->nobj++;
     h->out_off[i] = (uint32_t)L->raw.n; /* < RS_MAX_EDGES (raw_grow) */
     h->addr[i] = addr;
@@ -1347,6 +1368,315 @@ static rs_poolix *index_arena(rs_heap *h, uint64_t address, uint32_t npools)
     return P;
 }
 
+/* Scan arena a (the next in address order; prev_end: where the one before
+ * ended): the large objects below it, then its pools in address order. */
+static void scan_arena(rs_heap *h, load_state *L, const arena_ref *a, unsigned char *buf,
+                       uint64_t *prev_end)
+{
+    if (a->address < *prev_end) {
+        rs_warn(h, "arena %u at 0x%llx is listed twice or overlaps another; skipped", a->index,
+                (unsigned long long)a->address);
+        return;
+    }
+    *prev_end = a->address + RC_ARENA_SIZE;
+    flush_large(h, L, a->address);
+    /* Large objects inside the arena would be corruption: drop them. */
+    while (L->large_pos < L->nlarge && L->large[L->large_pos].addr < *prev_end) {
+        rs_warn(h, "large object at 0x%llx lies inside arena %u; skipped",
+                (unsigned long long)L->large[L->large_pos].addr, a->index);
+        rs_xfree(L->large[L->large_pos].data);
+        L->large[L->large_pos++].data = NULL;
+    }
+    size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
+    const unsigned char *arena = view_mem(h, a->address, want);
+    size_t rgot = want;
+    if (!arena) {
+        arena = buf;
+        rgot = want ? rs_read_mem(h, a->address, buf, want) : 0;
+    }
+    if (rgot < want)
+        rs_warn(h, "arena %u at 0x%llx: only %zu of %zu bytes readable", a->index,
+                (unsigned long long)a->address, rgot, want);
+    h->arenas_scanned++;
+    uint32_t np = 0; /* pools with a readable header */
+    while (np < a->ncarved && (size_t)np * RC_POOL_SIZE + RC_POOL_HEADER_SIZE <= rgot)
+        np++;
+    rs_poolix *P = index_arena(h, a->address, np);
+    for (uint32_t p = 0; p < np; p++) {
+        size_t off = (size_t)p * RC_POOL_SIZE;
+        scan_pool(h, L, arena + off, rgot - off, a->address + off, a->index, &P[p]);
+    }
+}
+
+/*
+ * The arenas on two threads. The second scans those from `first` on (about
+ * half the pools) while the calling one scans those before, into the same
+ * object table from the index their pool headers predict (`base`: the
+ * blocks in use below, and the large objects), with everything else of its
+ * own: a heap h2 (sharing the object table, its room [base, capacity);
+ * byte and read counts, warnings; a copy of the type table) and a load
+ * state (raw edges, weak edges). scan_merge then appends its edges and pool
+ * records; nothing of the objects moves unless the prediction was high.
+ *
+ * Only where that gives what one thread would: a core whose arenas each
+ * lie in one piece of it (nothing to read: the memory reader stays on its
+ * thread), none overlapping, no large object above the first of the
+ * second's. It gives up (bail) at a type not loaded yet, a buffer to read
+ * later, a warning or no room; the calling thread stops it (job_join) if
+ * its own objects reach base. Either way the calling thread then scans
+ * those arenas itself.
+ */
+#define PARALLEL_MIN_POOLS 512 /* 8 MiB of pools */
+
+typedef struct scan_job {
+    rs_heap h2;
+    load_state L2;
+    const arena_ref *refs;
+    size_t first, nref;
+    const unsigned char **view;   /* per arena from first on */
+    rs_poolix *P;                 /* their pool records, arena after arena */
+    size_t base, cap;             /* its first object; the table's capacity */
+    pthread_t thread;
+    int stop;                     /* (atomic) set by the calling thread */
+} scan_job;
+
+static void load_state_free(load_state *L);
+
+static void *scan_thread(void *arg)
+{
+    scan_job *J = arg;
+    rs_poolix *P = J->P;
+    for (size_t k = J->first; k < J->nref && !J->L2.bail; k++) {
+        const arena_ref *a = &J->refs[k];
+        size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
+        for (uint32_t p = 0; p < a->ncarved && !J->L2.bail; p++) {
+            if (__atomic_load_n(&J->stop, __ATOMIC_RELAXED))
+                J->L2.bail = true;
+            size_t off = (size_t)p * RC_POOL_SIZE;
+            scan_pool(&J->h2, &J->L2, J->view[k - J->first] + off, want - off,
+                      a->address + off, a->index, &P[p]);
+        }
+        P += a->ncarved;
+    }
+    if (J->h2.nwarnings || J->h2.dropped_warnings || J->L2.cut)
+        J->L2.bail = true;
+    return NULL;
+}
+
+/* Where the second thread starts (0: it does not), its arenas' bytes in
+ * view[], and where its objects go in the table (*base). */
+static size_t scan_plan(rs_heap *h, const load_state *L, const arena_ref *refs, size_t nref,
+                        const unsigned char ***view, size_t *base)
+{
+    *view = NULL;
+    size_t total = 0;
+    for (size_t k = 0; k < nref; k++)
+        total += refs[k].ncarved;
+    if (!rs_memory_view || total < PARALLEL_MIN_POOLS || !h->ntypes || !h->capobj ||
+        rs_threads() < 2)
+        return 0;
+    size_t first = 0, acc = 0;
+    while (first < nref && acc < total / 2)
+        acc += refs[first++].ncarved;
+    if (first == 0 || first >= nref)
+        return 0;
+    if (L->nlarge > L->large_pos && L->large[L->nlarge - 1].addr >= refs[first].address)
+        return 0;
+    for (size_t k = 1; k < nref; k++)
+        if (refs[k].address < refs[k - 1].address + RC_ARENA_SIZE)
+            return 0;
+    /* the objects before: the large ones (all below), and the blocks in use
+     * in the pools of the arenas before, as their headers say */
+    size_t before = h->nobj + (L->nlarge - L->large_pos);
+    for (size_t k = 0; k < first; k++) {
+        size_t avail = 0, want = (size_t)refs[k].ncarved * RC_POOL_SIZE;
+        const unsigned char *a = want ? rs_memory_view(h->mem, refs[k].address, want, &avail)
+                                      : NULL;
+        if (want && (!a || avail < want))
+            return 0;
+        for (uint32_t p = 0; p < refs[k].ncarved; p++) {
+            rc_pool ph;
+            memcpy(&ph, a + (size_t)p * RC_POOL_SIZE, sizeof ph);
+            if (ph.magic == RC_POOL_MAGIC)
+                before += ph.nused;
+        }
+    }
+    if (before >= h->capobj)
+        return 0;
+    const unsigned char **v = rs_xmalloc((nref - first) * sizeof *v);
+    for (size_t k = first; k < nref; k++) {
+        size_t want = (size_t)refs[k].ncarved * RC_POOL_SIZE, avail = 0;
+        v[k - first] = want ? rs_memory_view(h->mem, refs[k].address, want, &avail) : NULL;
+        if (want && (!v[k - first] || avail < want)) {
+            rs_xfree(v);
+            return 0;
+        }
+    }
+    *view = v;
+    *base = before;
+    return first;
+}
+
+static void scan_job_init(scan_job *J, rs_heap *h, const arena_ref *refs, size_t first,
+                          size_t nref, const unsigned char **view, size_t base)
+{
+    memset(J, 0, sizeof *J);
+    J->refs = refs;
+    J->first = first;
+    J->nref = nref;
+    J->view = view;
+    J->base = base;
+    J->cap = h->capobj;
+    size_t npools = 0;
+    for (size_t k = first; k < nref; k++)
+        npools += refs[k].ncarved;
+    J->P = rs_xcalloc(npools ? npools : 1, sizeof *J->P);
+    /* h2: h's object table from base on; its own counts and warnings; no
+     * sites (describing an object for a warning then reads nothing) */
+    rs_heap *h2 = &J->h2;
+    *h2 = *h;
+    h2->nobj = base;
+    h2->xbytes = NULL;
+    h2->nxbytes = h2->capxbytes = 0;
+    h2->total_bytes = 0;
+    h2->pools_scanned = 0;
+    h2->nreads = h2->bytes_read = 0;
+    h2->warnings = NULL;
+    h2->nwarnings = h2->capwarnings = h2->dropped_warnings = 0;
+    h2->nsites = 0;
+    h2->pools = NULL;
+    h2->npools = h2->cappools = 0;
+    h2->arenas_ix = NULL;
+    h2->large_idx = NULL;
+    h2->types = rs_xmalloc((h->ntypes ? h->ntypes : 1) * sizeof *h2->types);
+    memcpy(h2->types, h->types, h->ntypes * sizeof *h2->types);
+    h2->captypes = h->ntypes;
+    h2->type_hash = rs_xmalloc((h->type_hash_cap ? h->type_hash_cap : 1) * sizeof *h2->type_hash);
+    memcpy(h2->type_hash, h->type_hash, h->type_hash_cap * sizeof *h2->type_hash);
+    J->L2.last_type_idx = RS_NONE;
+    J->L2.strict = true;
+}
+
+static void scan_job_free(scan_job *J)
+{
+    rs_heap *h2 = &J->h2;
+    rs_xfree(h2->xbytes);
+    for (size_t i = 0; i < h2->nwarnings; i++)
+        rs_xfree(h2->warnings[i]);
+    rs_xfree(h2->warnings);
+    rs_xfree(h2->types);
+    rs_xfree(h2->type_hash);
+    load_state_free(&J->L2);
+    rs_xfree(J->P);
+    rs_xfree(J->view);
+}
+
+/* Wait for the second thread; drop: stop it first, its work dropped (the
+ * calling thread's objects reached its). The table is whole again. */
+static void job_join(rs_heap *h, load_state *L, bool drop)
+{
+    scan_job *J = L->job;
+    if (drop)
+        __atomic_store_n(&J->stop, 1, __ATOMIC_RELAXED);
+    pthread_join(J->thread, NULL);
+    if (drop)
+        J->L2.bail = true;
+    h->capobj = J->cap;
+    L->job = NULL;
+}
+
+/* add_object at the end of the object table's room. */
+static __attribute__((noinline)) bool room_for_objects(rs_heap *h, load_state *L)
+{
+    if (L->strict) { /* the second thread: at its end */
+        L->bail = true;
+        return false;
+    }
+    if (L->job)
+        job_join(h, L, true);
+    if (h->nobj == h->capobj)
+        grow_objects(h);
+    return true;
+}
+
+/* Append what the second thread found to h and L (h's scan has reached its
+ * first arena); false (nothing changed) if it gave up or there is too much. */
+static bool scan_merge(rs_heap *h, load_state *L, scan_job *J)
+{
+    rs_heap *h2 = &J->h2;
+    load_state *L2 = &J->L2;
+    if (L2->bail || L2->cut || L2->next || L2->nruns || h2->nwarnings || h2->dropped_warnings ||
+        L->raw.n + L2->raw.n > RS_MAX_EDGES)
+        return false;
+    size_t n0 = h->nobj, nb = h2->nobj - J->base, e0 = L->raw.n;
+    /* (n0 <= base: the calling thread stops at base) */
+    size_t gap = J->base - n0;
+    if (gap) { /* fewer objects before than predicted: close the gap */
+        memmove(h->addr + n0, h->addr + J->base, nb * sizeof *h->addr);
+        memmove(h->tidx + n0, h->tidx + J->base, nb * sizeof *h->tidx);
+        memmove(h->refcnt + n0, h->refcnt + J->base, nb * sizeof *h->refcnt);
+        memmove(h->info + n0, h->info + J->base, nb * sizeof *h->info);
+        memmove(h->blk + n0, h->blk + J->base, nb * sizeof *h->blk);
+    }
+    for (size_t i = 0; i < nb; i++)
+        h->out_off[n0 + i] = (uint32_t)(h->out_off[J->base + i] + e0);
+    h->nobj = n0 + nb;
+    for (size_t i = 0; i < h2->nxbytes; i++) {
+        rs_xbytes x = h2->xbytes[i];
+        x.obj -= (uint32_t)gap;
+        xbytes_push(h, x);
+    }
+    h->total_bytes += h2->total_bytes;
+    h->pools_scanned += h2->pools_scanned;
+    h->nreads += h2->nreads;
+    h->bytes_read += h2->bytes_read;
+
+    /* the raw edges after L's, escapes renumbered past L's */
+    edge_vec *v = &L->raw, *b = &L2->raw;
+    if (v->cap < e0 + b->n) {
+        v->w = rs_xrealloc(v->w, (e0 + b->n) * sizeof *v->w);
+        v->cap = e0 + b->n;
+    }
+    if (!b->nesc) {
+        memcpy(v->w + e0, b->w, b->n * sizeof *v->w);
+    } else {
+        for (size_t e = 0; e < b->n; e++) {
+            uint64_t w = b->w[e];
+            v->w[e0 + e] = w & EV_ESC ? EV_ESC | ((w & ~EV_ESC) + v->nesc) : w;
+        }
+        if (v->capesc < v->nesc + b->nesc) {
+            v->capesc = v->nesc + b->nesc;
+            v->esc_dst = rs_xrealloc(v->esc_dst, v->capesc * sizeof *v->esc_dst);
+            v->esc_lab = rs_xrealloc(v->esc_lab, v->capesc * sizeof *v->esc_lab);
+        }
+        memcpy(v->esc_dst + v->nesc, b->esc_dst, b->nesc * sizeof *v->esc_dst);
+        memcpy(v->esc_lab + v->nesc, b->esc_lab, b->nesc * sizeof *v->esc_lab);
+        v->nesc += b->nesc;
+    }
+    v->n = e0 + b->n;
+    for (size_t i = 0; i < L2->nwk; i++)
+        weak_edge(L, L2->wk_src[i] - (uint32_t)gap, L2->wk_dst[i], L2->wk_lab[i]);
+
+    /* the pool records, in the address index after those of the arenas before */
+    const rs_poolix *src = J->P;
+    for (size_t k = J->first; k < J->nref; k++) {
+        const arena_ref *a = &J->refs[k];
+        h->arenas_scanned++;
+        if (a->ncarved) { /* counted as scan_arena's view_mem counts it */
+            h->nreads++;
+            h->bytes_read += (uint64_t)a->ncarved * RC_POOL_SIZE;
+        }
+        rs_poolix *P = index_arena(h, a->address, a->ncarved);
+        for (uint32_t p = 0; p < a->ncarved; p++) {
+            P[p] = src[p];
+            if (P[p].d)
+                P[p].first -= (uint32_t)gap;
+        }
+        src += a->ncarved;
+    }
+    return true;
+}
+
 static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void *pctx)
 {
     uint32_t n = h->reg.narenas;
@@ -1391,43 +1721,46 @@ static void scan_arenas(rs_heap *h, load_state *L, rs_progress_fn progress, void
     for (size_t i = 0; i < cap; i++)
         h->arenas_ix[i].key = UINT64_MAX;
 
+    /* the second half of the arenas on a second thread, if it may */
+    const unsigned char **view;
+    size_t base = 0;
+    size_t split = scan_plan(h, L, refs, nref, &view, &base);
+    scan_job *J = NULL;
+    if (split) {
+        J = rs_xmalloc(sizeof *J);
+        scan_job_init(J, h, refs, split, nref, view, base);
+        if (pthread_create(&J->thread, NULL, scan_thread, J) == 0) {
+            h->capobj = base; /* (this thread's room: room_for_objects) */
+            L->job = J;
+        } else {
+            scan_job_free(J);
+            rs_xfree(J);
+            J = NULL;
+            split = 0;
+        }
+    }
     unsigned char *buf = rs_xmalloc(RC_ARENA_SIZE);
     uint64_t prev_end = 0;
-    for (size_t k = 0; k < nref; k++) {
-        const arena_ref *a = &refs[k];
-        if (a->address < prev_end) {
-            rs_warn(h, "arena %u at 0x%llx is listed twice or overlaps another; skipped",
-                    a->index, (unsigned long long)a->address);
-            continue;
+    size_t k = 0;
+    for (; k < (split ? split : nref); k++) {
+        scan_arena(h, L, &refs[k], buf, &prev_end);
+        if (progress)
+            progress(pctx, "arenas", k + 1, nref);
+    }
+    if (J) {
+        flush_large(h, L, refs[split].address); /* (none lies above: scan_plan) */
+        if (L->job)
+            job_join(h, L, false);
+        if (scan_merge(h, L, J)) {
+            k = nref;
+            if (progress)
+                progress(pctx, "arenas", nref, nref);
         }
-        prev_end = a->address + RC_ARENA_SIZE;
-        flush_large(h, L, a->address);
-        /* Large objects inside the arena would be corruption: drop them. */
-        while (L->large_pos < L->nlarge && L->large[L->large_pos].addr < prev_end) {
-            rs_warn(h, "large object at 0x%llx lies inside arena %u; skipped",
-                    (unsigned long long)L->large[L->large_pos].addr, a->index);
-            rs_xfree(L->large[L->large_pos].data);
-            L->large[L->large_pos++].data = NULL;
-        }
-        size_t want = (size_t)a->ncarved * RC_POOL_SIZE;
-        const unsigned char *arena = view_mem(h, a->address, want);
-        size_t rgot = want;
-        if (!arena) {
-            arena = buf;
-            rgot = want ? rs_read_mem(h, a->address, buf, want) : 0;
-        }
-        if (rgot < want)
-            rs_warn(h, "arena %u at 0x%llx: only %zu of %zu bytes readable", a->index,
-                    (unsigned long long)a->address, rgot, want);
-        h->arenas_scanned++;
-        uint32_t np = 0; /* pools with a readable header */
-        while (np < a->ncarved && (size_t)np * RC_POOL_SIZE + RC_POOL_HEADER_SIZE <= rgot)
-            np++;
-        rs_poolix *P = index_arena(h, a->address, np);
-        for (uint32_t p = 0; p < np; p++) {
-            size_t off = (size_t)p * RC_POOL_SIZE;
-            scan_pool(h, L, arena + off, rgot - off, a->address + off, a->index, &P[p]);
-        }
+        scan_job_free(J);
+        rs_xfree(J);
+    }
+    for (; k < nref; k++) {
+        scan_arena(h, L, &refs[k], buf, &prev_end);
         if (progress)
             progress(pctx, "arenas", k + 1, nref);
     }

@@ -15,6 +15,9 @@
  *           also refers to one shared int) and BIG/10 unreachable pairs,
  *           then aborts in ./big: a heap the engine loads and analyses on
  *           two threads
+ *   big-gap, big-short   the same, the block count in the header of the
+ *           pool of the lowest Node one too high / too low: the engine's
+ *           guess of where the second thread's objects go is wrong
  *
  * What it plants (the tests find lines by the markers in comments):
  *   - a static global `cache` (Node chain) and a member of a static struct
@@ -33,6 +36,8 @@
  * object pointers: what the stack holds is not what the tests look at.
  */
 #include <refscope/rc.h>
+
+#include "registry.h" /* rc_pool: the big-gap and big-short modes */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +214,17 @@ static NOINLINE void make_big(size_t n)
     rc_decref(shared);
 }
 
+/* Add delta to the block count of the pool of the lowest Node of `big`. */
+static NOINLINE void skew_lowest_pool(int delta)
+{
+    uintptr_t low = UINTPTR_MAX;
+    for (rc_object *o = big; o; o = ((Node *)o)->next)
+        if ((uintptr_t)o < low)
+            low = (uintptr_t)o;
+    rc_pool *pool = (rc_pool *)(low & ~(uintptr_t)(RC_POOL_SIZE - 1));
+    pool->nused += (uint32_t)delta;
+}
+
 /* Refcounts the `wait` mode checks again after being looked at. */
 static NOINLINE void state(intptr_t out[4])
 {
@@ -277,8 +293,12 @@ int main(int argc, char **argv)
                memcmp(before, after, sizeof before) == 0 ? "unchanged" : "CHANGED",
                rc_gc_collect(2), (long)rc_refcount(cache), (long)rc_refcount(app.current));
         return 0;
-    } else if (strcmp(mode, "big") == 0) {
+    } else if (strncmp(mode, "big", 3) == 0) {
         make_big(BIG);
+        if (strcmp(mode, "big-gap") == 0)
+            skew_lowest_pool(1);
+        else if (strcmp(mode, "big-short") == 0)
+            skew_lowest_pool(-1);
         fact_n("big", BIG);
         abort_in("big");
     } else if (strcmp(mode, "diff") == 0) {
