@@ -78,9 +78,10 @@ void rs_heap_set_symbolizer(rs_heap *h, rs_symbolize_fn fn, void *ctx);
 /* Read the registry and every object, decode the edges, attach the roots.
  * Validates everything (magic, version, bounds, list cycles): corrupt input
  * gives warnings and a partial heap; -1 only if there is no heap at all
- * (no registry, bad magic or version, nothing readable). A large heap's
- * edges resolve on two threads (see rs_heap_analyze); the memory reader is
- * only ever called on the calling thread. */
+ * (no registry, bad magic or version, nothing readable). A large heap in
+ * a core is scanned and its edges resolved on two threads (see
+ * rs_heap_analyze); the memory reader is only ever called on the calling
+ * thread. */
 int rs_heap_load(rs_heap *h, rs_progress_fn progress, void *ctx, rs_error *err);
 
 size_t rs_heap_warning_count(const rs_heap *h);
@@ -93,8 +94,8 @@ const char *rs_heap_warning(const rs_heap *h, size_t i);
  * tree (leaks, retained, roots, refs). Both at once run on two threads
  * when the heap is large (100 000 objects or more) and the machine has two
  * CPUs; REFSCOPE_THREADS=1 in the environment keeps them on the calling
- * thread (as it does rs_heap_load's edge resolution, which takes two
- * threads from 500 000 edges). Reports compute what they need themselves: this only saves time
+ * thread (as it does for rs_heap_load, which takes two threads from 512
+ * pools of a core for the scan and from 500 000 edges for their resolution). Reports compute what they need themselves: this only saves time
  * when reports of both kinds follow. The heap must be loaded.
  */
 enum { RS_ANALYSIS_COLLECTOR = 1, RS_ANALYSIS_DOMINATORS = 2 };

@@ -431,8 +431,8 @@ bool rs_read_weakref(rs_heap *h, uint32_t i, rc_weakref *ret);
 const rs_gc_result *rs_gc_analyze(rs_heap *h);
 /* How many threads the engine may use: REFSCOPE_THREADS if set (1 keeps
  * everything on the calling thread), else 2 if the machine has two CPUs
- * online or more. Nothing uses more than two: the load's edge resolution
- * (heap.c) and rs_heap_analyze. */
+ * online or more. Nothing uses more than two: the load's scan of the
+ * arenas and its edge resolution (heap.c), and rs_heap_analyze. */
 unsigned rs_threads(void);
 /*
  * Refcount reconciliation. Roots of kinds registered, runtime, C global and
