@@ -1472,7 +1472,7 @@ static size_t scan_plan(rs_heap *h, const load_state *L, const arena_ref *refs, 
     size_t total = 0;
     for (size_t k = 0; k < nref; k++)
         total += refs[k].ncarved;
-    if (!rs_memory_view || total < PARALLEL_MIN_POOLS || !h->ntypes || !h->capobj ||
+    if (!rs_memory_view || total < PARALLEL_MIN_POOLS || !h->ntypes ||
         rs_threads() < 2)
         return 0;
     size_t first = 0, acc = 0;
@@ -1501,9 +1501,8 @@ static size_t scan_plan(rs_heap *h, const load_state *L, const arena_ref *refs, 
                 before += ph.nused;
         }
     }
-    if (before >= h->capobj)
-        return 0;
     const unsigned char **v = rs_xmalloc((nref - first) * sizeof *v);
+    size_t after = 0;
     for (size_t k = first; k < nref; k++) {
         size_t want = (size_t)refs[k].ncarved * RC_POOL_SIZE, avail = 0;
         v[k - first] = want ? rs_memory_view(h->mem, refs[k].address, want, &avail) : NULL;
@@ -1511,7 +1510,23 @@ static size_t scan_plan(rs_heap *h, const load_state *L, const arena_ref *refs, 
             rs_xfree(v);
             return 0;
         }
+        for (uint32_t p = 0; p < refs[k].ncarved; p++) {
+            rc_pool ph;
+            memcpy(&ph, v[k - first] + (size_t)p * RC_POOL_SIZE, sizeof ph);
+            if (ph.magic == RC_POOL_MAGIC)
+                after += ph.nused;
+        }
     }
+    /* Room for both (the load pre-sizes the table from the registry's count
+     * up to 4M objects only): as many as the pools in the core say, a
+     * pool's worth more (nused can be off), at most RS_MAX_OBJECTS. */
+    size_t need = before + after + RC_POOL_SIZE / RC_ALIGN;
+    if (before >= RS_MAX_OBJECTS || need > RS_MAX_OBJECTS) {
+        rs_xfree(v);
+        return 0;
+    }
+    while (h->capobj < need)
+        grow_objects(h);
     *view = v;
     *base = before;
     return first;
