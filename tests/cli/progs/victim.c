@@ -18,6 +18,8 @@
  *   big-gap, big-short   the same, the block count in the header of the
  *           pool of the lowest Node one too high / too low: the engine's
  *           guess of where the second thread's objects go is wrong
+ *   big-badpool   the same, the size class of the highest Node's pool
+ *           corrupt: the second thread meets a warning and gives up
  *
  * What it plants (the tests find lines by the markers in comments):
  *   - a static global `cache` (Node chain) and a member of a static struct
@@ -214,15 +216,17 @@ static NOINLINE void make_big(size_t n)
     rc_decref(shared);
 }
 
-/* Add delta to the block count of the pool of the lowest Node of `big`. */
-static NOINLINE void skew_lowest_pool(int delta)
+/* The pool of the lowest (or highest) Node of `big`. */
+static NOINLINE rc_pool *big_pool(bool highest)
 {
-    uintptr_t low = UINTPTR_MAX;
-    for (rc_object *o = big; o; o = ((Node *)o)->next)
+    uintptr_t low = UINTPTR_MAX, high = 0;
+    for (rc_object *o = big; o; o = ((Node *)o)->next) {
         if ((uintptr_t)o < low)
             low = (uintptr_t)o;
-    rc_pool *pool = (rc_pool *)(low & ~(uintptr_t)(RC_POOL_SIZE - 1));
-    pool->nused += (uint32_t)delta;
+        if ((uintptr_t)o > high)
+            high = (uintptr_t)o;
+    }
+    return (rc_pool *)((highest ? high : low) & ~(uintptr_t)(RC_POOL_SIZE - 1));
 }
 
 /* Refcounts the `wait` mode checks again after being looked at. */
@@ -296,9 +300,11 @@ int main(int argc, char **argv)
     } else if (strncmp(mode, "big", 3) == 0) {
         make_big(BIG);
         if (strcmp(mode, "big-gap") == 0)
-            skew_lowest_pool(1);
+            big_pool(false)->nused += 1;
         else if (strcmp(mode, "big-short") == 0)
-            skew_lowest_pool(-1);
+            big_pool(false)->nused -= 1;
+        else if (strcmp(mode, "big-badpool") == 0)
+            big_pool(true)->szidx = 0x7fff;
         fact_n("big", BIG);
         abort_in("big");
     } else if (strcmp(mode, "diff") == 0) {
