@@ -1060,10 +1060,9 @@ static inline __attribute__((always_inline)) void decode_pooled(rs_heap *h, load
     }
 }
 
-static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
+/* type_of past its one-entry cache */
+static __attribute__((noinline)) uint32_t type_of_slow(rs_heap *h, load_state *L, uint64_t taddr)
 {
-    if (taddr == L->last_type_addr && L->last_type_idx != RS_NONE)
-        return L->last_type_idx;
     uint32_t idx;
     if (L->strict) { /* (get_type reads memory and adds to the type table) */
         idx = type_lookup(h, taddr);
@@ -1077,6 +1076,13 @@ static uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
     L->last_type_addr = taddr;
     L->last_type_idx = idx;
     return idx;
+}
+
+static inline uint32_t type_of(rs_heap *h, load_state *L, uint64_t taddr)
+{
+    if (taddr == L->last_type_addr && L->last_type_idx != RS_NONE)
+        return L->last_type_idx;
+    return type_of_slow(h, L, taddr);
 }
 
 static __attribute__((noinline)) void grow_objects(rs_heap *h)
@@ -1274,8 +1280,10 @@ static int arena_cmp(const void *a, const void *b)
 }
 
 /* Scan one pool; record its loaded blocks in P (zeroed: no objects). */
-static void scan_pool(rs_heap *h, load_state *L, const unsigned char *pool, size_t got,
-                      uint64_t pool_addr, uint32_t arena_index, rs_poolix *P)
+static inline __attribute__((always_inline)) void scan_pool(rs_heap *h, load_state *L,
+                                                           const unsigned char *pool, size_t got,
+                                                           uint64_t pool_addr,
+                                                           uint32_t arena_index, rs_poolix *P)
 {
     rc_pool ph;
     memcpy(&ph, pool, sizeof ph);
