@@ -22,6 +22,9 @@
  * The object table is built in address order: arenas are scanned sorted by
  * address and large objects (prescanned, sorted) are merged in between, so
  * no permutation is needed and an object's index order is its address order.
+ * On two threads (a large core), the upper half of the arenas goes on the
+ * second into the same table, from the index the pool headers predict
+ * (scan_plan), with the same result.
  *
  * Edges are first collected raw (target address, label). Those found in
  * the objects themselves come in object order, so out_off[i] notes where
@@ -2004,6 +2007,40 @@ static void bad_labels(rs_heap *h, rs_badedge *bad, size_t nbad)
     rs_xfree(il);
 }
 
+/* Targets resolved lately, direct-mapped by address, with find_object's
+ * cache: shared objects (a common int, a type's instance dict, a module's
+ * globals) are the pools. Empty slots hold address 1, which is no object:
+ * RS_NONE (a bad reference may well be 1). One per thread resolving. */
+enum { MEMO = 64 };
+typedef struct target_memo {
+    arena_cache c;
+    uint64_t key[MEMO];
+    uint32_t val[MEMO];
+} target_memo;
+
+static void target_memo_init(target_memo *m)
+{
+    m->c = (arena_cache)ARENA_CACHE_INIT;
+    for (size_t k = 0; k < MEMO; k++) {
+        m->key[k] = 1;
+        m->val[k] = RS_NONE;
+    }
+}
+
+/* The object at target (RS_NONE: none), as find_object says. */
+static inline __attribute__((always_inline)) uint32_t memo_resolve(const rs_heap *h,
+                                                                   target_memo *m,
+                                                                   uint64_t target)
+{
+    size_t slot = (target >> 3) & (MEMO - 1);
+    if (m->key[slot] == target)
+        return m->val[slot];
+    uint32_t d = find_object(h, target, &m->c);
+    m->key[slot] = target;
+    m->val[slot] = d;
+    return d;
+}
+
 /*
  * Resolve raw edges from .. to-1 of L->raw to object indexes, up to the
  * first that points at no object; returns where it stopped (to: none
@@ -2015,30 +2052,11 @@ static void bad_labels(rs_heap *h, rs_badedge *bad, size_t nbad)
 static size_t resolve_run(const rs_heap *h, const edge_vec *raw, size_t from, size_t to,
                           unsigned char *out, size_t base, uint32_t *deg)
 {
-    arena_cache c = ARENA_CACHE_INIT;
-    /* Targets resolved lately, direct-mapped by address: shared objects
-     * (a common int, a type's instance dict, a module's globals) are the
-     * pools. Empty slots hold address 1, which is no object: RS_NONE (a
-     * bad reference may well be 1). */
-    enum { MEMO = 64 };
-    uint64_t memo_key[MEMO];
-    uint32_t memo_val[MEMO];
-    for (size_t k = 0; k < MEMO; k++) {
-        memo_key[k] = 1;
-        memo_val[k] = RS_NONE;
-    }
+    target_memo m;
+    target_memo_init(&m);
     size_t e = from;
     for (; e < to; e++) {
-        uint64_t target = ev_dst(raw, e);
-        size_t slot = (target >> 3) & (MEMO - 1);
-        uint32_t d;
-        if (memo_key[slot] == target) {
-            d = memo_val[slot];
-        } else {
-            d = find_object(h, target, &c);
-            memo_key[slot] = target;
-            memo_val[slot] = d;
-        }
+        uint32_t d = memo_resolve(h, &m, ev_dst(raw, e));
         if (d == RS_NONE)
             break;
         memcpy(out + (e - base) * 4, &d, 4);
@@ -2096,33 +2114,12 @@ static void build_edges(rs_heap *h, load_state *L)
     sfield_t *sfield = NULL;
     size_t nsf = 0, capsf = 0, rp = 0;
     size_t w = 0;
-    arena_cache c = ARENA_CACHE_INIT;
-    /* Targets resolved lately, direct-mapped by address: shared objects
-     * (a common int, a type's instance dict, a module's globals) are the
-     * pools. Empty slots hold address 1, which is no object: RS_NONE (a
-     * bad reference may well be 1). */
-    enum { MEMO = 64 };
-    uint64_t memo_key[MEMO];
-    uint32_t memo_val[MEMO];
-    for (size_t k = 0; k < MEMO; k++) {
-        memo_key[k] = 1;
-        memo_val[k] = RS_NONE;
-    }
+    target_memo m;
+    target_memo_init(&m);
     /* Every object's heap in-degree, counted as its references resolve
      * (rs_heap.deg): the collector mirror and the reconciliation would each
      * take another pass over all the edges to count them. */
     uint32_t *deg = rs_xcalloc(n ? n : 1, sizeof *deg);
-#define RESOLVE(target, d)                                                                     \
-    do {                                                                                       \
-        size_t slot_ = ((target) >> 3) & (MEMO - 1);                                           \
-        if (memo_key[slot_] == (target)) {                                                     \
-            (d) = memo_val[slot_];                                                             \
-        } else {                                                                               \
-            (d) = find_object(h, (target), &c);                                                \
-            memo_key[slot_] = (target);                                                        \
-            memo_val[slot_] = (d);                                                             \
-        }                                                                                      \
-    } while (0)
     /* Without buffers to merge, the edges up to the first bad one resolve in
      * one run, the offsets unchanged (every edge there stays where it is):
      * the objects' loop below takes over at the first bad edge, if any. */
@@ -2178,8 +2175,7 @@ static void build_edges(rs_heap *h, load_state *L)
         bool merged = rp < L->nruns && runs[rp].src == i;
         for (size_t e = from; e < b; e++) {
             uint64_t target = ev_dst(raw, e);
-            uint32_t d;
-            RESOLVE(target, d);
+            uint32_t d = memo_resolve(h, &m, target);
             if (d != RS_NONE) {
                 if (merged) {
                     rs_grow(&sfield, &capsf, nsf + 1, sizeof *sfield);
@@ -2199,7 +2195,6 @@ static void build_edges(rs_heap *h, load_state *L)
             }
         }
     }
-#undef RESOLVE
     off[n] = (uint32_t)w;
     uint32_t *dst = (uint32_t *)(void *)(dbytes ? dbytes : rs_xmalloc(sizeof *dst));
     raw->w = NULL;
