@@ -55,32 +55,33 @@ typedef struct bench_time {
     uint64_t wall_ns, cpu_ns;
 } bench_time;
 
-static inline bench_time bench_start(void)
+/* With the CPU time of clock cpu: the thread's (bench_start/bench_stop)
+ * or, for a region whose work may run on more threads than the one timing
+ * it, the whole process's (bench_start_process/bench_stop_process). */
+static inline bench_time bench_start_on(clockid_t cpu)
 {
-    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC), bench_clock_ns(CLOCK_THREAD_CPUTIME_ID)};
+    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC), bench_clock_ns(cpu)};
     return t;
 }
 
+static inline bench_time bench_stop_on(bench_time t0, clockid_t cpu)
+{
+    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC) - t0.wall_ns, bench_clock_ns(cpu) - t0.cpu_ns};
+    return t;
+}
+
+static inline bench_time bench_start(void) { return bench_start_on(CLOCK_THREAD_CPUTIME_ID); }
 static inline bench_time bench_stop(bench_time t0)
 {
-    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC) - t0.wall_ns,
-                    bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0.cpu_ns};
-    return t;
+    return bench_stop_on(t0, CLOCK_THREAD_CPUTIME_ID);
 }
-
-/* The same with the CPU time of the whole process (every thread's): for a
- * region whose work may run on more threads than the one timing it. */
 static inline bench_time bench_start_process(void)
 {
-    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC), bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID)};
-    return t;
+    return bench_start_on(CLOCK_PROCESS_CPUTIME_ID);
 }
-
 static inline bench_time bench_stop_process(bench_time t0)
 {
-    bench_time t = {bench_clock_ns(CLOCK_MONOTONIC) - t0.wall_ns,
-                    bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu_ns};
-    return t;
+    return bench_stop_on(t0, CLOCK_PROCESS_CPUTIME_ID);
 }
 
 #define BENCH_TIME_FMT "time_ns=%llu cpu_ns=%llu"
